@@ -1,0 +1,3 @@
+"""stagingbot: one staging environment per pull request."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,64 @@
+"""The two kinds of failure: permanent (report, don't retry) and temporary (retry later)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix: report it on the request and stop."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TemporaryError(Exception):
+    """A failure that may pass: retry, no sooner than `delay` seconds when the server said so."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or HTTP date) or GitHub's `x-ratelimit-reset`."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get("retry-after")
+    now = time.time() if now is None else now
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        except (TypeError, ValueError):
+            return None
+    if (
+        lowered.get("x-ratelimit-remaining") == "0"
+        and lowered.get("x-ratelimit-reset", "").isdigit()
+    ):
+        return max(0.0, float(lowered["x-ratelimit-reset"]) - now)
+    return None
+
+
+def classify_http(
+    status: int, headers: Mapping[str, str], message: str, what: str
+) -> PermanentError | TemporaryError:
+    """Map an HTTP error from a Git host or the Kubernetes API to one of the two kinds.
+
+    429, 5xx and GitHub's rate-limit 403s (which carry `Retry-After` or an exhausted
+    `x-ratelimit-remaining`) are temporary; every other 4xx is permanent.
+    """
+    delay = retry_after_seconds(headers)
+    text = f"{what}: HTTP {status}: {message}".strip()
+    if status == 429 or status >= 500 or status == 0:
+        return TemporaryError(text, delay)
+    if status == 403 and (delay is not None or "rate limit" in message.lower()):
+        # GitHub's secondary rate limit answers 403 with Retry-After.
+        # https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api
+        return TemporaryError(text, delay if delay is not None else 60.0)
+    return PermanentError(text)

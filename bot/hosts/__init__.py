@@ -1,0 +1,1 @@
+"""Git hosts: the `GitHost` interface and one adapter per host."""

@@ -1,0 +1,50 @@
+"""The narrow interface handlers use to talk to a Git host."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.model import CheckReport, DeployState, PullRequest, RepoRef
+
+STICKY_MARKER = "<!-- stagingbot:sticky -->"
+"""Hidden marker in the bot's one sticky comment, so it finds and edits that comment."""
+
+
+class GitHost(Protocol):
+    """Everything the reconcile job needs from a Git host.
+
+    Every write is idempotent given the ids it returns: a retried job passes the id it
+    stored (or `None` if it never got to store one) and the adapter looks the object up
+    (comment by marker, check run by name and SHA, deployment by environment and SHA)
+    before creating, so retries never double a comment, check or deployment.
+    Errors are raised as `bot.errors.PermanentError` / `TemporaryError`.
+    """
+
+    async def get_pull(self, repo: RepoRef, number: int) -> PullRequest:
+        """The request's current state and head, read from the host (never from an event)."""
+        ...
+
+    async def report_check(
+        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
+    ) -> int | None:
+        """Create or update the "staging" check run (or commit status) on `sha`; its id if any."""
+        ...
+
+    async def upsert_comment(
+        self, repo: RepoRef, number: int, body: str, known_id: int | None
+    ) -> int:
+        """Edit the sticky comment (found by id or by `STICKY_MARKER`) or create it; its id."""
+        ...
+
+    async def report_deployment(
+        self,
+        repo: RepoRef,
+        environment: str,
+        sha: str,
+        state: DeployState,
+        url: str,
+        description: str,
+        known_id: int | None,
+    ) -> int:
+        """Create (once per environment + SHA) a deployment and add a status to it; its id."""
+        ...

@@ -1,0 +1,148 @@
+"""GitHub deliveries without I/O: signature check, body decoding, payload → normalized events."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from bot.events import Delivery, Event, Kind, MalformedPayload
+from bot.model import RepoRef
+
+HOST = "github"
+
+PR_ACTIONS = {
+    "opened": Kind.PR_OPENED,
+    "reopened": Kind.PR_REOPENED,
+    "synchronize": Kind.PR_SYNCHRONIZED,
+    "closed": Kind.PR_CLOSED,
+}
+
+# Events the bot receives but ignores on purpose, and why (answered 202 with the reason).
+IGNORED_EVENTS = {
+    "push": "pushes to a pull request arrive as pull_request.synchronize",
+    "installation": "installations are discovered when needed",
+    "installation_repositories": "installations are discovered when needed",
+    "check_run": "check runs are not used yet",
+    "check_suite": "check suites are not used yet",
+    "pull_request_review": "reviews do not change a staging",
+}
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    """True when `X-Hub-Signature-256` is the body's HMAC-SHA256, compared in constant time.
+
+    https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
+    """
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+def decode_body(body: bytes, content_type: str) -> dict[str, Any]:
+    """The JSON object of a delivery; GitHub's form-encoded variant carries it in `payload=`."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        form = parse_qs(body.decode("utf-8", "replace"))
+        if "payload" not in form:
+            raise MalformedPayload("form-encoded body without a payload field")
+        body = form["payload"][0].encode()
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedPayload("body is not a JSON object")
+    return data
+
+
+def parse_delivery(event: str, payload: Mapping[str, Any]) -> Delivery:
+    """Turn one GitHub delivery (event name + decoded body) into what the bot does with it."""
+    if event == "ping":
+        return Delivery(ping=True)
+    if event == "pull_request":
+        return _pull_request(payload)
+    if event == "issue_comment":
+        return _issue_comment(payload)
+    if event in IGNORED_EVENTS:
+        return Delivery(ignored=f"{event}: {IGNORED_EVENTS[event]}")
+    return Delivery(ignored=f"event {event!r} is not used by stagingbot")
+
+
+def _pull_request(payload: Mapping[str, Any]) -> Delivery:
+    action = _field(payload, "action", str)
+    kind = PR_ACTIONS.get(action)
+    if kind is None:
+        return Delivery(ignored=f"pull_request.{action} does not change a staging")
+    pr = _field(payload, "pull_request", dict)
+    head = _field(pr, "head", dict)
+    return Delivery(
+        events=(
+            Event(
+                kind=kind,
+                repo=_repo(payload),
+                number=_field(pr, "number", int),
+                sha=_field(head, "sha", str),
+                branch=_field(head, "ref", str),
+                title=str(pr.get("title") or ""),
+                author=_login(pr.get("user")),
+                url=str(pr.get("html_url") or ""),
+                sender=_login(payload.get("sender")),
+                merged=bool(pr.get("merged")),
+                draft=bool(pr.get("draft")),
+                installation_id=_installation(payload),
+            ),
+        )
+    )
+
+
+def _issue_comment(payload: Mapping[str, Any]) -> Delivery:
+    action = _field(payload, "action", str)
+    issue = _field(payload, "issue", dict)
+    if not issue.get("pull_request"):
+        return Delivery(ignored="comment on an issue, not a pull request")
+    if action != "created":
+        return Delivery(ignored=f"issue_comment.{action}: only new comments carry commands")
+    comment = _field(payload, "comment", dict)
+    return Delivery(
+        events=(
+            Event(
+                kind=Kind.COMMENT_CREATED,
+                repo=_repo(payload),
+                number=_field(issue, "number", int),
+                title=str(issue.get("title") or ""),
+                url=str(issue.get("html_url") or ""),
+                sender=_login(comment.get("user")),
+                installation_id=_installation(payload),
+                comment_id=_field(comment, "id", int),
+                comment_body=str(comment.get("body") or ""),
+            ),
+        )
+    )
+
+
+def _repo(payload: Mapping[str, Any]) -> RepoRef:
+    repo = _field(payload, "repository", dict)
+    return RepoRef(HOST, _field(repo, "id", int), _field(repo, "full_name", str))
+
+
+def _installation(payload: Mapping[str, Any]) -> int | None:
+    installation = payload.get("installation")
+    if isinstance(installation, dict) and isinstance(installation.get("id"), int):
+        return int(installation["id"])
+    return None
+
+
+def _login(user: object) -> str:
+    return str(user.get("login") or "") if isinstance(user, dict) else ""
+
+
+def _field(data: Mapping[str, Any], name: str, kind: type[Any]) -> Any:
+    value = data.get(name)
+    # bool is an int in Python; an id or number of true/false is still malformed.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedPayload(f"field {name!r} missing or not a {kind.__name__}")
+    return value

@@ -1,0 +1,122 @@
+"""The plain data the bot passes around: staging identity, requests, targets, reports."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class StagingKey:
+    """A staging's identity: host + the repository's numeric id + request number.
+
+    Names are for display only, so a renamed or transferred repository keeps its staging.
+    """
+
+    host: str
+    repo_id: int
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.repo_id}:{self.number}"
+
+    @classmethod
+    def parse(cls, text: str) -> StagingKey:
+        host, repo_id, number = text.split(":")
+        return cls(host, int(repo_id), int(number))
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """A repository on a Git host: numeric id (identity) and full name (display, API paths)."""
+
+    host: str
+    id: int
+    full_name: str
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """The Git host's current truth about one pull/merge request."""
+
+    repo: RepoRef
+    number: int
+    head_sha: str
+    branch: str
+    title: str
+    author: str
+    url: str
+    open: bool
+    merged: bool = False
+    draft: bool = False
+
+
+class Phase(enum.StrEnum):
+    """Where a staging is in its life."""
+
+    PENDING = "pending"
+    DEPLOYING = "deploying"
+    RUNNING = "running"
+    FAILED = "failed"
+    DESTROYING = "destroying"
+    GONE = "gone"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything a provisioner needs to build one staging: names are already DNS-safe."""
+
+    key: StagingKey
+    repo: str  # full name, display only
+    number: int
+    sha: str
+    branch: str
+    namespace: str
+    name: str  # short DNS-1123 label for objects, e.g. "hello-world-pr-2"
+    hostname: str  # e.g. "hello-world-pr-2.staging.example.com"
+    url: str
+    image: str
+    manifests: str  # template folder
+    instance: str  # the bot instance label value
+    db_password: str = field(repr=False, default="")
+    tls_secret: str = ""  # name of a wildcard certificate Secret to copy, "" for none
+    ingress_class: str = ""
+    cert_manager_issuer: str = ""
+    redeploy_token: str = ""  # changes the pod-template annotation to force a rollout
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What a provisioner saw of a staging's workloads."""
+
+    ready: bool
+    failed: bool = False
+    reason: str = ""  # in words, e.g. "image cannot be pulled: registry.example.com/shop:abc"
+
+
+class CheckState(enum.StrEnum):
+    """How a commit check / status reads on the request."""
+
+    IN_PROGRESS = "in_progress"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """A check run (App) or commit status (personal token) on one commit."""
+
+    state: CheckState
+    title: str
+    summary: str
+    url: str = ""
+
+
+class DeployState(enum.StrEnum):
+    """GitHub deployment status states the bot uses."""
+
+    IN_PROGRESS = "in_progress"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    INACTIVE = "inactive"

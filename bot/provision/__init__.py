@@ -1,0 +1,1 @@
+"""Provisioners: the `Provisioner` interface and its implementations."""

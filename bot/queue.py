@@ -1,0 +1,42 @@
+"""The reconcile queue on arq: one job id per staging, so bursts coalesce."""
+
+from __future__ import annotations
+
+import time
+
+from arq.connections import ArqRedis
+
+from bot.model import StagingKey
+
+RECONCILE = "reconcile"
+
+
+def queue_name(prefix: str) -> str:
+    return f"{prefix}:queue"
+
+
+def job_id(key: StagingKey) -> str:
+    return f"{RECONCILE}:{key}"
+
+
+def key_of_job(job: str) -> StagingKey | None:
+    name, _, key = job.partition(":")
+    return StagingKey.parse(key) if name == RECONCILE and key else None
+
+
+async def enqueue_reconcile(redis: ArqRedis, prefix: str, key: StagingKey) -> bool:
+    """Queue a reconcile of `key`; True if a new job was queued.
+
+    arq refuses a job id while that job exists. Then either it is running — it re-reads
+    the generation before it exits, and `requeue_if_needed` runs after it ends — or it
+    is waiting, possibly deferred for a rollout check: move it to now, so a push is not
+    held back by a poll interval (ZADD XX LT only ever moves an existing entry earlier).
+    """
+    job = await redis.enqueue_job(
+        RECONCILE, str(key), _job_id=job_id(key), _queue_name=queue_name(prefix)
+    )
+    if job is not None:
+        return True
+    now_ms = int(time.time() * 1000)
+    await redis.zadd(queue_name(prefix), {job_id(key): now_ms}, xx=True, lt=True)
+    return False

@@ -1,0 +1,24 @@
+"""The clients a worker job uses, built once at start-up and passed in arq's `ctx`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from arq.connections import ArqRedis
+
+from bot.config import Config
+from bot.hosts.base import GitHost
+from bot.provision.base import Provisioner
+from bot.store import Store
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    queue: ArqRedis
+    hosts: Mapping[str, GitHost]
+    provisioner: Provisioner
+    clock: Callable[[], float] = field(default=time.time)

@@ -1,0 +1,158 @@
+"""The webhook receiver: verify, parse, store the desired state, enqueue, answer 202.
+
+It never calls a Git host or Kubernetes: the reconcile job does that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot import queue
+from bot.config import Config
+from bot.events import Event, Kind, MalformedPayload
+from bot.hosts import github_sansio
+from bot.store import Store
+from handlers.pull_request import desired_fields
+
+log = logging.getLogger("stagingbot.web")
+
+NOT_YET_SUPPORTED = {Kind.COMMENT_CREATED: "slash-commands are not supported yet"}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def redis_client(config: Config) -> ArqRedis:
+    pool = ConnectionPool.from_url(config.redis.url)
+    return ArqRedis(pool, default_queue_name=queue.queue_name(config.redis.key_prefix))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused past `limit` bytes (by Content-Length when given, else while read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def github_webhook(request: Request) -> Response:
+    config: Config = request.app.state.config
+    try:
+        body = await read_body(request, config.server.max_body_bytes)
+    except BodyTooLarge:
+        return error(413, f"body larger than {config.server.max_body_bytes} bytes")
+    except ClientDisconnect:
+        return error(400, "client disconnected")
+    secret = config.github.webhook_secret.reveal().encode()
+    if not github_sansio.verify_signature(secret, body, request.headers.get("x-hub-signature-256")):
+        return error(401, "missing or invalid X-Hub-Signature-256")
+    event_name = request.headers.get("x-github-event", "")
+    delivery_id = request.headers.get("x-github-delivery", "")
+    if not event_name or not delivery_id:
+        return error(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
+    try:
+        payload = github_sansio.decode_body(body, request.headers.get("content-type", ""))
+        delivery = github_sansio.parse_delivery(event_name, payload)
+    except MalformedPayload as exc:
+        return error(400, f"{event_name}: {exc}")
+    if delivery.ping:
+        return JSONResponse({"ok": True, "pong": True})
+    if delivery.ignored:
+        return JSONResponse({"ignored": delivery.ignored}, status_code=202)
+    return await accept(request, delivery_id, delivery.events)
+
+
+async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) -> Response:
+    """Store the desired state of the events this bot serves, then enqueue their reconciles."""
+    config: Config = request.app.state.config
+    served, ignored = [], []
+    for event in events:
+        if config.repo(event.repo.host, event.repo.full_name) is None:
+            ignored.append(f"{event.repo.full_name} is not a repository this bot serves")
+        elif event.kind in NOT_YET_SUPPORTED:
+            ignored.append(NOT_YET_SUPPORTED[event.kind])
+        else:
+            served.append(event)
+    if not served:
+        return JSONResponse({"ignored": "; ".join(ignored)}, status_code=202)
+    store: Store = request.app.state.store
+    now = time.time()
+    updates = [(event.key, desired_fields(event, now)) for event in served]
+    try:
+        fresh = await store.record_delivery(delivery_id, config.server.delivery_ttl, updates)
+        if not fresh:
+            return JSONResponse({"duplicate": delivery_id}, status_code=202)
+        for event in served:
+            await queue.enqueue_reconcile(
+                request.app.state.redis, config.redis.key_prefix, event.key
+            )
+    except RedisError as exc:
+        log.error(
+            "redis unavailable, delivery %s not accepted: %s", delivery_id, type(exc).__name__
+        )
+        return error(503, "state store unavailable, redeliver later", **{"Retry-After": "10"})
+    log.info(
+        "accepted delivery",
+        extra={"delivery": delivery_id, "events": ",".join(f"{e.kind}:{e.key}" for e in served)},
+    )
+    return JSONResponse({"accepted": [str(e.key) for e in served]}, status_code=202)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await request.app.state.redis.ping()
+    except (RedisError, OSError) as exc:
+        return error(503, f"redis unreachable: {type(exc).__name__}")
+    return JSONResponse({"ok": True, "redis": "ok"})
+
+
+def create_app(config: Config, redis: ArqRedis | None = None) -> Starlette:
+    """The web app; `redis` is shared with an in-process worker when given, else built here."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = redis if redis is not None else redis_client(config)
+        app.state.redis = client
+        app.state.store = Store(client, config.redis.key_prefix)
+        try:
+            yield
+        finally:
+            if redis is None:
+                await client.aclose(close_connection_pool=True)
+
+    app = Starlette(
+        routes=[
+            Route("/webhooks/github", github_webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    return app

@@ -1,0 +1,1 @@
+"""Event handlers: plain async functions, one module per family of events."""

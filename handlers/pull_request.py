@@ -1,0 +1,32 @@
+"""What pull/merge request events mean: the desired state they set (pure, no I/O)."""
+
+from __future__ import annotations
+
+from bot.events import Event, Kind
+
+WANTS_STAGING = (Kind.PR_OPENED, Kind.PR_REOPENED, Kind.PR_SYNCHRONIZED)
+
+
+def desired_fields(event: Event, now: float) -> dict[str, str]:
+    """The desired-state fields an event writes for its staging.
+
+    Only a hint for the worker, which reads the request's current state and head from the
+    Git host before acting: an event that arrives late or out of order cannot roll back.
+    """
+    fields = {
+        "host": event.repo.host,
+        "repo_id": str(event.repo.id),
+        "repo": event.repo.full_name,
+        "number": str(event.number),
+        "last_event": event.kind.value,
+        "last_sender": event.sender,
+        "event_at": f"{now:.3f}",
+    }
+    if event.kind in WANTS_STAGING:
+        fields.update(desired="running", desired_sha=event.sha, branch=event.branch)
+        fields.update(title=event.title, author=event.author, pr_url=event.url)
+    elif event.kind is Kind.PR_CLOSED:
+        fields["desired"] = "gone"
+    if event.installation_id is not None:
+        fields["installation_id"] = str(event.installation_id)
+    return fields

@@ -1,0 +1,124 @@
+"""Recording fakes of the `GitHost` and `Provisioner` interfaces, for handler unit tests.
+
+The real adapters are tested against local HTTP servers (tests/fakes/github.py, kube.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.errors import PermanentError, TemporaryError
+from bot.model import CheckReport, DeployState, PullRequest, RepoRef, Rollout, Target
+
+
+@dataclass
+class RecordingHost:
+    pulls: dict[int, PullRequest] = field(default_factory=dict)
+    checks: dict[int, tuple[str, CheckReport]] = field(default_factory=dict)
+    comments: dict[int, str] = field(default_factory=dict)
+    deployments: dict[int, tuple[str, str]] = field(default_factory=dict)
+    deployment_statuses: list[tuple[int, DeployState, str]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    fail_next: list[Exception] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(100))
+
+    def open_pull(self, repo: RepoRef, number: int, sha: str, branch: str = "changes") -> None:
+        self.pulls[number] = PullRequest(
+            repo,
+            number,
+            sha,
+            branch,
+            "Update the README",
+            "Codertocat",
+            f"https://github.com/{repo.full_name}/pull/{number}",
+            open=True,
+        )
+
+    def push(self, number: int, sha: str) -> None:
+        self.pulls[number] = replace(self.pulls[number], head_sha=sha)
+
+    def close(self, number: int) -> None:
+        self.pulls[number] = replace(self.pulls[number], open=False)
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+
+    async def get_pull(self, repo: RepoRef, number: int) -> PullRequest:
+        self._call("get_pull")
+        if number not in self.pulls:
+            raise PermanentError(f"pull request {number} not found")
+        return self.pulls[number]
+
+    async def report_check(
+        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
+    ) -> int | None:
+        self._call("report_check")
+        found = known_id or next((i for i, (s, _) in self.checks.items() if s == sha), None)
+        check_id = found or next(self._ids)
+        self.checks[check_id] = (sha, check)
+        return check_id
+
+    async def upsert_comment(
+        self, repo: RepoRef, number: int, body: str, known_id: int | None
+    ) -> int:
+        self._call("upsert_comment")
+        comment_id = known_id or next(iter(self.comments), None) or next(self._ids)
+        self.comments[comment_id] = body
+        return comment_id
+
+    async def report_deployment(
+        self,
+        repo: RepoRef,
+        environment: str,
+        sha: str,
+        state: DeployState,
+        url: str,
+        description: str,
+        known_id: int | None,
+    ) -> int:
+        self._call("report_deployment")
+        found = known_id or next(
+            (i for i, (e, s) in self.deployments.items() if (e, s) == (environment, sha)), None
+        )
+        deployment_id = found or next(self._ids)
+        self.deployments[deployment_id] = (environment, sha)
+        self.deployment_statuses.append((deployment_id, state, url))
+        return deployment_id
+
+    def check_on(self, sha: str) -> CheckReport:
+        (check,) = [c for s, c in self.checks.values() if s == sha]
+        return check
+
+
+@dataclass
+class RecordingProvisioner:
+    applied: list[Target] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)
+    rollout: Rollout = field(default_factory=lambda: Rollout(ready=True))
+    apply_error: Exception | None = None
+    destroy_rounds: int = 0  # how many destroy() calls answer "still terminating"
+    namespaces: set[str] = field(default_factory=set)
+
+    async def apply(self, target: Target) -> None:
+        if self.apply_error is not None:
+            raise self.apply_error
+        self.applied.append(target)
+        self.namespaces.add(target.namespace)
+
+    async def status(self, target: Target) -> Rollout:
+        return self.rollout
+
+    async def destroy(self, target: Target) -> bool:
+        self.destroyed.append(target.namespace)
+        if self.destroy_rounds > 0:
+            self.destroy_rounds -= 1
+            return False
+        self.namespaces.discard(target.namespace)
+        return True
+
+
+__all__ = ["RecordingHost", "RecordingProvisioner", "TemporaryError"]

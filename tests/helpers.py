@@ -1,0 +1,77 @@
+"""Small builders shared by tests: configs, signed deliveries, fixture variants."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from bot.config import (
+    Config,
+    GitHubConfig,
+    KubernetesConfig,
+    RedisConfig,
+    RepoConfig,
+    Secret,
+    StagingConfig,
+)
+from tests.conftest import load_fixture
+
+WEBHOOK_SECRET = "whsec-test-3f9a"
+REPO = "Codertocat/Hello-World"
+REPO_ID = 186853002
+
+
+def make_config(redis_url: str, **sections: Any) -> Config:
+    config = Config(
+        redis=RedisConfig(url=redis_url, key_prefix="stagingbot-test"),
+        github=GitHubConfig(webhook_secret=Secret(WEBHOOK_SECRET), token=Secret("ghp-test-token")),
+        kubernetes=KubernetesConfig(rollout_poll=0.05, rollout_deadline=30.0),
+        staging=StagingConfig(
+            base_domain="staging.example.com",
+            secret_key=Secret("test-secret-key"),
+            image="registry.example.com/hello:{sha}",
+        ),
+        repos=(RepoConfig(host="github", repo=REPO),),
+    )
+    return replace(config, **sections)
+
+
+def signed_headers(body: bytes, event: str, delivery: str | None = None) -> dict[str, str]:
+    digest = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": f"sha256={digest}",
+        "User-Agent": "GitHub-Hookshot/test",
+    }
+
+
+def pr_payload(action: str, sha: str | None = None, fixture: str | None = None) -> dict[str, Any]:
+    """A variant of GitHub's example pull_request payload: another action and/or head SHA."""
+    name = (
+        fixture
+        or {
+            "opened": "pull_request.opened.json",
+            "synchronize": "pull_request.synchronize.json",
+            "closed": "pull_request.closed.json",
+            "reopened": "pull_request.reopened.json",
+        }[action]
+    )
+    payload = copy.deepcopy(load_fixture(name))
+    payload["action"] = action
+    if sha is not None:
+        if action == "synchronize":
+            payload["before"] = payload["pull_request"]["head"]["sha"]
+            payload["after"] = sha
+        payload["pull_request"]["head"]["sha"] = sha
+    return payload
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()

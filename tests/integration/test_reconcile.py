@@ -1,0 +1,224 @@
+"""The reconcile job converges a staging and reports it (real Redis, recording fakes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq import Retry
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+
+from bot.errors import PermanentError, TemporaryError
+from bot.hosts.github_sansio import parse_delivery
+from bot.model import CheckState, DeployState, Phase, RepoRef, Rollout, StagingKey
+from bot.services import Services
+from bot.store import Store
+from handlers.pull_request import desired_fields
+from handlers.reconcile import reconcile
+from tests.fakes.recording import RecordingHost, RecordingProvisioner
+from tests.helpers import REPO, REPO_ID, make_config, pr_payload
+
+REPO_REF = RepoRef("github", REPO_ID, REPO)
+KEY = StagingKey("github", REPO_ID, 2)
+SHA1 = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+SHA2 = "2" * 40
+
+
+@pytest.fixture
+async def svc(redis_url: str) -> AsyncIterator[Services]:
+    config = make_config(redis_url)
+    redis = ArqRedis(ConnectionPool.from_url(redis_url))
+    host, provisioner = RecordingHost(), RecordingProvisioner()
+    host.open_pull(REPO_REF, 2, SHA1)
+    yield Services(
+        config, Store(redis, config.redis.key_prefix), redis, {"github": host}, provisioner
+    )
+    await redis.aclose(close_connection_pool=True)
+
+
+def host_of(svc: Services) -> RecordingHost:
+    return svc.hosts["github"]  # type: ignore[return-value]
+
+
+def prov_of(svc: Services) -> RecordingProvisioner:
+    return svc.provisioner  # type: ignore[return-value]
+
+
+async def deliver(svc: Services, action: str, sha: str | None = None) -> None:
+    (event,) = parse_delivery("pull_request", pr_payload(action, sha)).events
+    await svc.store.record_delivery(
+        f"d-{time.monotonic_ns()}", 60, [(event.key, desired_fields(event, 0))]
+    )
+
+
+async def run(svc: Services) -> float | None:
+    """One job run; the defer it asked for, or None when it finished."""
+    try:
+        await reconcile({"services": svc}, str(KEY))
+    except Retry as retry:
+        return (retry.defer_score or 0) / 1000
+    return None
+
+
+async def phase(svc: Services) -> str:
+    record = await svc.store.load(KEY)
+    assert record is not None
+    return record.get("phase")
+
+
+async def test_opened_pull_request_reports_progress_applies_then_reports_success(
+    svc: Services,
+) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    await deliver(svc, "opened")
+    assert await run(svc) == pytest.approx(0.05)  # applied; rollout checked later, slot freed
+    assert [t.sha for t in prov.applied] == [SHA1]
+    assert host.check_on(SHA1).state is CheckState.IN_PROGRESS
+    (comment,) = host.comments.values()
+    assert "being created" in comment and "ec26c3e" in comment
+    assert host.deployment_statuses[-1][1] is DeployState.IN_PROGRESS
+    assert await phase(svc) == Phase.DEPLOYING
+
+    assert await run(svc) is None
+    assert await phase(svc) == Phase.RUNNING
+    check = host.check_on(SHA1)
+    assert check.state is CheckState.SUCCESS
+    assert check.url == "https://hello-world-pr-2.staging.example.com/"
+    (comment,) = host.comments.values()  # the same comment, edited
+    assert "running" in comment and "https://hello-world-pr-2.staging.example.com/" in comment
+    deployment_id, state, url = host.deployment_statuses[-1]
+    assert state is DeployState.SUCCESS and url == "https://hello-world-pr-2.staging.example.com/"
+    assert host.deployments[deployment_id] == ("pr-2", SHA1)
+
+
+async def test_a_push_updates_the_same_staging_and_edits_the_same_comment(svc: Services) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    comment_ids = set(host.comments)
+    host.push(2, SHA2)
+    await deliver(svc, "synchronize", SHA2)
+    await run(svc), await run(svc)
+    assert [t.sha for t in prov.applied] == [SHA1, SHA2]
+    assert prov.applied[-1].image == f"registry.example.com/hello:{SHA2}"
+    assert host.check_on(SHA2).state is CheckState.SUCCESS
+    assert host.check_on(SHA1).state is CheckState.SUCCESS
+    assert set(host.comments) == comment_ids
+    assert "2222222" in host.comments[next(iter(comment_ids))]
+
+
+async def test_a_late_event_for_an_older_sha_cannot_roll_the_staging_back(svc: Services) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    host.push(2, SHA2)
+    await deliver(svc, "synchronize", SHA2)
+    await run(svc), await run(svc)
+    await deliver(svc, "synchronize", SHA1)  # arrives late
+    assert await run(svc) is None
+    assert [t.sha for t in prov.applied] == [SHA2]
+    record = await svc.store.load(KEY)
+    assert record is not None and record.get("sha") == SHA2
+
+
+async def test_closing_deletes_the_namespace_and_says_the_staging_is_gone(svc: Services) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    host.close(2)
+    prov.destroy_rounds = 1  # namespace deletion takes a moment
+    await deliver(svc, "closed")
+    assert await run(svc) is not None
+    assert await phase(svc) == Phase.DESTROYING
+    assert await run(svc) is None
+    assert await phase(svc) == Phase.GONE
+    assert prov.namespaces == set()
+    (comment,) = host.comments.values()
+    assert "gone" in comment and "https://" not in comment.split("Managed by")[0]
+    assert host.deployment_statuses[-1][1] is DeployState.INACTIVE
+    assert host.check_on(SHA1).state is CheckState.SUCCESS  # a green check stays green
+
+
+async def test_a_failed_rollout_is_reported_with_the_reason_in_words(svc: Services) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    prov.rollout = Rollout(ready=False, failed=True, reason="image cannot be pulled: shop:abc")
+    await deliver(svc, "opened")
+    await run(svc)
+    assert await run(svc) is None
+    assert await phase(svc) == Phase.FAILED
+    check = host.check_on(SHA1)
+    assert check.state is CheckState.FAILURE and "image cannot be pulled" in check.title
+    assert "image cannot be pulled" in next(iter(host.comments.values()))
+    assert host.deployment_statuses[-1][1] is DeployState.FAILURE
+    assert await run(svc) is None and len(prov.applied) == 1  # no retry loop on a failure
+
+
+async def test_a_rollout_past_its_deadline_fails(svc: Services) -> None:
+    prov = prov_of(svc)
+    prov.rollout = Rollout(ready=False, reason="waiting for deployment web: 0/1 available")
+    clock = [1000.0]
+    svc.clock = lambda: clock[0]
+    await deliver(svc, "opened")
+    await run(svc)
+    assert await run(svc) is not None  # still rolling out
+    clock[0] += 31
+    assert await run(svc) is None
+    check = host_of(svc).check_on(SHA1)
+    assert check.state is CheckState.FAILURE
+    assert "deadline exceeded" in check.summary and "0/1 available" in check.summary
+
+
+async def test_an_invalid_manifest_fails_the_staging_without_retrying(svc: Services) -> None:
+    prov = prov_of(svc)
+    prov.apply_error = PermanentError(
+        "invalid manifest: Deployment/web: spec.replicas: must be >= 0"
+    )
+    await deliver(svc, "opened")
+    assert await run(svc) is None
+    assert await phase(svc) == Phase.FAILED
+    assert "invalid manifest" in host_of(svc).check_on(SHA1).title
+
+
+async def test_a_temporary_error_is_retried_no_sooner_than_retry_after(svc: Services) -> None:
+    host = host_of(svc)
+    host.fail_next.append(TemporaryError("GitHub: HTTP 403: secondary rate limit", delay=42.0))
+    await deliver(svc, "opened")
+    defer = await run(svc)
+    assert defer is not None and defer >= 42.0
+    assert prov_of(svc).applied == []
+    await run(svc)  # the retry converges
+    assert [t.sha for t in prov_of(svc).applied] == [SHA1]
+
+
+async def test_an_event_during_a_job_makes_it_go_round_again(svc: Services) -> None:
+    host = host_of(svc)
+    original = host.get_pull
+    bumped: list[Any] = []
+
+    async def get_pull_then_push(repo: RepoRef, number: int):  # type: ignore[no-untyped-def]
+        pull = await original(repo, number)
+        if not bumped:
+            bumped.append(True)
+            host.push(2, SHA2)
+            await deliver(svc, "synchronize", SHA2)
+        return pull
+
+    host.get_pull = get_pull_then_push  # type: ignore[method-assign]
+    await deliver(svc, "opened")
+    await run(svc)
+    assert [t.sha for t in prov_of(svc).applied] == [SHA1, SHA2]
+
+
+async def test_redeploying_after_a_reopen_creates_the_staging_again(svc: Services) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    host.close(2)
+    await deliver(svc, "closed")
+    await run(svc)
+    host.open_pull(REPO_REF, 2, SHA1)
+    await deliver(svc, "reopened")
+    await run(svc), await run(svc)
+    assert await phase(svc) == Phase.RUNNING
+    assert len(prov.applied) == 2 and len(host.comments) == 1
