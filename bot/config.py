@@ -1,0 +1,339 @@
+"""Typed configuration: one TOML file plus environment overrides, validated once at start-up.
+
+`load_config(path, environ)` is the way in; the environment is an argument, so tests never
+touch `os.environ`. Every key is documented in `config.example.toml`, the override rules in
+`docs/configuration.md`. Conversion machinery lives in `bot._configparse`.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import partial
+from typing import Any
+
+from bot import _configparse as parse
+from bot._configparse import Invalid, Kind
+
+
+class Secret:
+    """A configuration value that must never be printed: its repr and str are masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key and never shows a secret."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 5 * 1024 * 1024
+    delivery_ttl: float = 7 * 86400.0  # seconds a delivery id is remembered
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "stagingbot"  # every key and the arq queue live under this prefix
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    api_url: str = "https://api.github.com"
+    app_id: int | None = None
+    private_key_file: str = ""
+    token: Secret = field(default_factory=lambda: Secret(""))
+    check_name: str = "staging"
+
+    @property
+    def app_mode(self) -> bool:
+        return self.app_id is not None
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    kubeconfig: str = ""  # "": in-cluster when running in a pod, else KUBECONFIG / ~/.kube/config
+    context: str = ""
+    manifests: str = "manifests/staging"
+    namespace_prefix: str = "staging-"
+    instance: str = "default"  # value of the instance label: two bots in a cluster never collide
+    rollout_deadline: float = 600.0
+    rollout_poll: float = 5.0
+
+
+@dataclass(frozen=True)
+class StagingConfig:
+    base_domain: str = ""
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    url_scheme: str = "https"
+    image: str = ""  # e.g. "registry.example.com/shop:{sha}"
+    ingress_class: str = ""
+    tls_secret: str = ""  # wildcard certificate Secret (namespace/name) copied into each staging
+    cert_manager_issuer: str = ""  # or: annotate the Ingress for cert-manager
+    environment_prefix: str = "pr-"  # GitHub Deployment environment, e.g. "pr-12"
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    host: str  # "github" or "gitlab"
+    repo: str  # "acme/shop"
+    manifests: str | None = None
+    image: str | None = None
+    base_domain: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "json"  # "json" or "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    github: GitHubConfig = field(default_factory=GitHubConfig)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    staging: StagingConfig = field(default_factory=StagingConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    repos: tuple[RepoConfig, ...] = ()
+
+    def repo(self, host: str, full_name: str) -> RepoConfig | None:
+        """The enabled `[[repos]]` entry serving this repository, or None."""
+        wanted = full_name.lower()
+        for entry in self.repos:
+            if entry.host == host and entry.repo.lower() == wanted and entry.enabled:
+                return entry
+        return None
+
+
+# --- loading -----------------------------------------------------------------------------
+
+CONFIG_ENV = "STAGINGBOT_CONFIG"
+ENV_PREFIX = "STAGINGBOT_"
+REPOS_ENV = "STAGINGBOT_REPOS"
+MASK = "**********"
+SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "redis": RedisConfig,
+    "github": GitHubConfig,
+    "kubernetes": KubernetesConfig,
+    "staging": StagingConfig,
+    "log": LogConfig,
+}
+DURATIONS = frozenset(
+    {("server", "delivery_ttl"), ("kubernetes", "rollout_deadline"), ("kubernetes", "rollout_poll")}
+)
+HOSTS = ("github", "gitlab")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+URL_SCHEMES = ("http", "https")
+
+
+def _kind(annotation: object, duration: bool) -> Kind:
+    if annotation is float:
+        return "duration" if duration else "float"
+    if annotation == int | None:
+        return "int?"
+    if annotation == str | None:
+        return "str?"
+    simple: dict[object, Kind] = {str: "str", int: "int", bool: "bool", Secret: "secret"}
+    return simple[annotation]
+
+
+def _kinds(cls: type[Any], section: str = "") -> dict[str, Kind]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: _kind(hints[f.name], (section, f.name) in DURATIONS) for f in fields(cls)}
+
+
+SCHEMA: parse.Schema = {name: _kinds(cls, name) for name, cls in SECTIONS.items()}
+REPO_SCHEMA: dict[str, Kind] = _kinds(RepoConfig)
+
+
+def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
+    """The validated configuration from a TOML file (or none) and `STAGINGBOT_*` variables.
+
+    `path` None means `$STAGINGBOT_CONFIG`, or no file at all when that is unset too.
+    Raises ConfigError naming every wrong key, one problem per line.
+    """
+    path = path if path is not None else environ.get(CONFIG_ENV) or None
+    try:
+        document = parse.read_toml(path) if path else {}
+    except Invalid as exc:
+        raise ConfigError(str(exc)) from None
+    problems: list[str] = []
+    values = parse.convert_sections(document, SCHEMA, ("repos",), problems)
+    repos = _repos(document.get("repos", []), "", problems)
+    parse.apply_env(values, SCHEMA, environ, ENV_PREFIX, problems)
+    if REPOS_ENV in environ:
+        entries = parse.json_list(environ[REPOS_ENV], REPOS_ENV, problems)
+        repos = _repos(entries, f" (from {REPOS_ENV})", problems)
+    _raise_if(problems)
+    config = Config(**{name: _section(name, values[name]) for name in SECTIONS}, repos=repos)
+    _raise_if(_validate(config))
+    return config
+
+
+def _raise_if(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _section(name: str, values: dict[str, object]) -> Any:
+    secret = {key for key, kind in SCHEMA[name].items() if kind == "secret"}
+    return SECTIONS[name](**{k: Secret(str(v)) if k in secret else v for k, v in values.items()})
+
+
+def _repos(entries: object, origin: str, problems: list[str]) -> tuple[RepoConfig, ...]:
+    """`[[repos]]` (or the JSON list in STAGINGBOT_REPOS) as RepoConfigs, each one checked."""
+    repos: list[RepoConfig] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, values in parse.convert_list(
+        "repos", entries, REPO_SCHEMA, ("host", "repo"), origin, problems
+    ):
+        repo = RepoConfig(**values)  # type: ignore[arg-type]  # keys and kinds checked
+        problems.extend(f"{p}{origin}" for p in _repo_problems(f"repos[{index}]", repo))
+        first = seen.setdefault((repo.host, repo.repo.lower()), index)
+        if first != index:
+            duplicate = f"duplicate of repos[{first}] ({repo.host} {repo.repo})"
+            problems.append(f"repos[{index}].repo: {duplicate}{origin}")
+        repos.append(repo)
+    return tuple(repos)
+
+
+def _repo_problems(where: str, repo: RepoConfig) -> list[str]:
+    checks: list[parse.Check] = [
+        (f"{where}.host", repo.host, partial(_one_of, HOSTS)),
+        (f"{where}.image", repo.image, parse.check_image_template),
+        (f"{where}.base_domain", repo.base_domain, parse.check_dns_name),
+    ]
+    if repo.host in HOSTS:  # the repository's shape depends on its host
+        checks.append((f"{where}.repo", repo.repo, partial(parse.check_repo_path, repo.host)))
+    return parse.run_checks(checks)
+
+
+def _validate(config: Config) -> list[str]:
+    """Rules across keys, and values of the right type whose content is wrong."""
+    staging, log = config.staging, config.log
+    return (
+        _required(config)
+        + _github_auth(config.github)
+        + _ranges(config)
+        + parse.run_checks(
+            [
+                ("staging.base_domain", staging.base_domain or None, parse.check_dns_name),
+                ("staging.url_scheme", staging.url_scheme, partial(_one_of, URL_SCHEMES)),
+                ("staging.image", staging.image, parse.check_image_template),
+                ("redis.url", config.redis.url, parse.check_redis_url),
+                ("github.api_url", config.github.api_url, parse.check_http_url),
+                ("log.level", log.level, partial(_one_of, LOG_LEVELS)),
+                ("log.format", log.format, partial(_one_of, LOG_FORMATS)),
+            ]
+        )
+    )
+
+
+def _one_of(options: tuple[str, ...], text: str) -> None:
+    parse.check_choice(text, options)
+
+
+def _required(config: Config) -> list[str]:
+    required = {
+        "github.webhook_secret": config.github.webhook_secret,
+        "staging.base_domain": config.staging.base_domain,
+        "staging.secret_key": config.staging.secret_key,
+    }
+    hint = "set it in the file or as {}"
+    return [
+        f"{key}: required ({hint.format(parse.env_name(ENV_PREFIX, *key.split('.')))})"
+        for key, value in required.items()
+        if not value
+    ]
+
+
+def _github_auth(github: GitHubConfig) -> list[str]:
+    """Exactly one way to authenticate: a GitHub App (id + private key) or a token."""
+    app = github.app_id is not None or bool(github.private_key_file)
+    if app and github.token:
+        return [
+            "github.token: set together with github.app_id/github.private_key_file; "
+            "configure either a token or a GitHub App, not both"
+        ]
+    if not app and not github.token:
+        return [
+            "github.token: required, or github.app_id with github.private_key_file "
+            "to act as a GitHub App"
+        ]
+    if not app:
+        return []  # token mode
+    if github.app_id is None:
+        return ["github.app_id: required when github.private_key_file is set"]
+    if not github.private_key_file:
+        return ["github.private_key_file: required when github.app_id is set"]
+    key_file = github.private_key_file  # checked now so a typo fails at start, not on first use
+    if not os.path.isfile(key_file):
+        return [f"github.private_key_file: {key_file} does not exist or is not a file"]
+    if not os.access(key_file, os.R_OK):
+        return [f"github.private_key_file: {key_file} is not readable"]
+    return []
+
+
+def _ranges(config: Config) -> list[str]:
+    numbers: dict[str, tuple[float, float, float]] = {  # key: (value, lowest, highest)
+        "server.port": (config.server.port, 1, 65535),
+        "server.max_body_bytes": (config.server.max_body_bytes, 1, float("inf")),
+        "server.delivery_ttl": (config.server.delivery_ttl, 1, float("inf")),
+        "kubernetes.rollout_deadline": (config.kubernetes.rollout_deadline, 1, float("inf")),
+        "kubernetes.rollout_poll": (config.kubernetes.rollout_poll, 0.1, float("inf")),
+    }
+    return [
+        f"{key}: expected {'1..65535' if key == 'server.port' else f'at least {low:g}'}, "
+        f"got {value:g}"
+        for key, (value, low, high) in numbers.items()
+        if not low <= value <= high
+    ]
+
+
+# --- showing -----------------------------------------------------------------------------
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The effective configuration as JSON-able data, every set secret shown as "**********"."""
+    return typing.cast(dict[str, Any], _plain(config))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Secret):
+        return MASK if value else ""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
