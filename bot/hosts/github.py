@@ -1,0 +1,352 @@
+"""The GitHub adapter of `GitHost`: check runs or commit statuses, the sticky comment, deployments.
+
+PyGithub is synchronous (`requests`): every call runs in a thread via `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jwt
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from github import Auth, Github, GithubException, GithubIntegration, UnknownObjectException
+from github.Repository import Repository
+
+from bot.config import ConfigError, GitHubConfig
+from bot.errors import TemporaryError, classify_http
+from bot.hosts.base import STICKY_MARKER
+from bot.model import CheckReport, CheckState, DeployState, PullRequest, RepoRef
+
+T = TypeVar("T")
+
+# PyGithub's defaults sleep in the worker thread: 0.25 s between requests, 1 s between
+# writes, and GithubRetry sleeps through 403 rate limits and 5xx. The job's own
+# Retry(defer=...) decides when to try again, so every error surfaces at once.
+NO_SLEEP: dict[str, Any] = {
+    "retry": None,  # requests' HTTPAdapter(max_retries=0)
+    "seconds_between_requests": None,
+    "seconds_between_writes": None,
+    "lazy": True,  # get_repo/get_issue/... build objects from ids without a GET
+}
+USER_AGENT = "stagingbot"
+DESCRIPTION_LIMIT = 140  # commit and deployment status descriptions
+SUMMARY_LIMIT = 65535  # check run output.summary
+STATUS_STATES = {
+    CheckState.IN_PROGRESS: "pending",
+    CheckState.SUCCESS: "success",
+    CheckState.FAILURE: "failure",
+    CheckState.CANCELLED: "error",
+}
+# https://github.blog/engineering/platform-security/behind-githubs-new-authentication-token-formats/
+TOKEN_PATTERN = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
+REDACTED = "[redacted]"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_message(exc: GithubException) -> str:
+    """GitHub's `message`, plus the first validation error when there is one."""
+    data = exc.data if isinstance(exc.data, dict) else {}
+    message = str(data.get("message") or exc.message or "")
+    errors = data.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        detail = errors[0].get("message") or errors[0].get("code")
+        if detail:
+            message = f"{message} ({detail})"
+    return message
+
+
+class GitHubHost:
+    """`GitHost` for GitHub through PyGithub, as a GitHub App or with a personal token.
+
+    App mode finds each repository's installation with the App's JWT once and keeps one
+    client per installation (PyGithub renews its token 20 s before expiry). Calls for one
+    installation run one at a time, as GitHub asks to avoid its secondary rate limits.
+    """
+
+    def __init__(self, config: GitHubConfig, *, timeout: int = 15) -> None:
+        self._config = config
+        # Short values would redact ordinary words; real tokens and secrets are long.
+        candidates = (config.token.reveal(), config.webhook_secret.reveal())
+        self._secrets = [s for s in candidates if len(s) >= 8]
+        self._lock = threading.Lock()  # guards the dictionaries below
+        self._discovery = threading.Lock()
+        self._installations: dict[int, int] = {}  # repository id -> installation id
+        self._clients: dict[int, Github] = {}  # installation id -> client
+        self._serial: dict[int, threading.Lock] = {}  # installation id (0: token) -> lock
+        self._login: str | None = None
+        settings: dict[str, Any] = {
+            "base_url": config.api_url.rstrip("/"),
+            "timeout": timeout,
+            "user_agent": USER_AGENT,
+            **NO_SLEEP,
+        }
+        self._integration: GithubIntegration | None = None
+        self._token_client: Github | None = None
+        if config.app_id is not None:
+            auth = Auth.AppAuth(config.app_id, sign_func=self._signer(config.private_key_file))
+            self._integration = GithubIntegration(auth=auth, **settings)
+        elif config.token:
+            self._token_client = Github(auth=Auth.Token(config.token.reveal()), **settings)
+        else:
+            raise ConfigError("github: set app_id and private_key_file, or token")
+
+    @classmethod
+    def from_config(cls, config: GitHubConfig, *, timeout: int = 15) -> GitHubHost:
+        """Build the host once at start-up; raises `ConfigError` naming the bad key."""
+        return cls(config, timeout=timeout)
+
+    @staticmethod
+    def _signer(path: str) -> Callable[[dict[str, Any]], str]:
+        """Sign App JWTs with the key read and parsed once (PyGithub re-parses it per JWT)."""
+        if not path:
+            raise ConfigError("github.private_key_file: required when github.app_id is set")
+        try:
+            key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        except OSError as exc:
+            raise ConfigError(f"github.private_key_file: cannot read {path}: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"github.private_key_file: {path} is not a PEM private key") from exc
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ConfigError(f"github.private_key_file: {path} is not an RSA key")
+
+        def sign(payload: dict[str, Any]) -> str:
+            return jwt.encode(payload, key, algorithm="RS256")
+
+        return sign
+
+    def close(self) -> None:
+        """Close the HTTP connections of every client."""
+        for client in [*self._clients.values(), self._token_client]:
+            if client is not None:
+                client.close()
+        if self._integration is not None:
+            self._integration.close()
+
+    # -- GitHost -------------------------------------------------------------------------
+
+    async def get_pull(self, repo: RepoRef, number: int) -> PullRequest:
+        def work(r: Repository) -> PullRequest:
+            pr = r.get_pull(number)
+            return PullRequest(
+                repo=RepoRef(repo.host, repo.id, pr.base.repo.full_name),
+                number=number,
+                head_sha=pr.head.sha,
+                branch=pr.head.ref,
+                title=pr.title,
+                author=pr.user.login,
+                url=pr.html_url,
+                open=pr.state == "open",
+                merged=bool(pr.merged),
+                draft=bool(pr.draft),
+            )
+
+        return await self._call(f"read {repo.full_name}#{number}", repo, work)
+
+    async def report_check(
+        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
+    ) -> int | None:
+        what = f"report {self._config.check_name!r} on {repo.full_name}@{sha[:12]}"
+        if self._integration is None:
+            # GitHub accepts check-run writes only from an App installation token.
+            return await self._call(what, repo, lambda r: self._commit_status(r, sha, check))
+        return await self._call(what, repo, lambda r: self._check_run(r, sha, check, known_id))
+
+    async def upsert_comment(
+        self, repo: RepoRef, number: int, body: str, known_id: int | None
+    ) -> int:
+        text = self._scrub(body if STICKY_MARKER in body else f"{STICKY_MARKER}\n{body}")
+        what = f"comment on {repo.full_name}#{number}"
+        return await self._call(what, repo, lambda r: self._upsert(r, number, text, known_id))
+
+    async def report_deployment(
+        self,
+        repo: RepoRef,
+        environment: str,
+        sha: str,
+        state: DeployState,
+        url: str,
+        description: str,
+        known_id: int | None,
+    ) -> int:
+        status: dict[str, Any] = {
+            "state": state.value,
+            "description": clip(self._scrub(description), DESCRIPTION_LIMIT),
+            "auto_inactive": True,
+        }
+        if url and state is not DeployState.INACTIVE:
+            status["environment_url"] = url
+        what = f"report deployment {environment} on {repo.full_name}@{sha[:12]}"
+
+        def work(r: Repository) -> int:
+            return self._deploy(r, environment, sha, status, known_id)
+
+        return await self._call(what, repo, work)
+
+    # -- the work, in a thread -----------------------------------------------------------
+
+    def _check_run(self, r: Repository, sha: str, check: CheckReport, known_id: int | None) -> int:
+        fields: dict[str, Any] = {
+            "output": {
+                "title": clip(self._scrub(check.title), 1000),
+                "summary": clip(self._scrub(check.summary), SUMMARY_LIMIT),
+            }
+        }
+        if check.url:
+            fields["details_url"] = check.url
+        if check.state is CheckState.IN_PROGRESS:
+            fields["status"] = "in_progress"
+        else:
+            fields.update(
+                status="completed", conclusion=check.state.value, completed_at=datetime.now(UTC)
+            )
+        if known_id is not None:
+            try:
+                r.get_check_run(known_id).edit(**fields)
+                return known_id
+            except UnknownObjectException:
+                pass  # gone or never ours: find it by name like a first attempt would
+        # A retried job that never stored the id must not create a second run.
+        for run in r.get_commit(sha).get_check_runs(check_name=self._config.check_name):
+            if run.app.id == self._config.app_id:
+                run.edit(**fields)
+                return run.id
+        return r.create_check_run(name=self._config.check_name, head_sha=sha, **fields).id
+
+    def _commit_status(self, r: Repository, sha: str, check: CheckReport) -> None:
+        fields: dict[str, Any] = {
+            "state": STATUS_STATES[check.state],
+            "description": clip(self._scrub(check.title or check.summary), DESCRIPTION_LIMIT),
+            "context": self._config.check_name,
+        }
+        if check.url:
+            fields["target_url"] = check.url
+        r.get_commit(sha).create_status(**fields)
+
+    def _upsert(self, r: Repository, number: int, body: str, known_id: int | None) -> int:
+        issue = r.get_issue(number)
+        if known_id is not None:
+            try:
+                issue.get_comment(known_id).edit(body)
+                return known_id
+            except UnknownObjectException:
+                pass  # deleted by someone: find another by marker, or create one
+        login = self._own_login()
+        for comment in issue.get_comments():
+            # Anyone can paste the marker: only the bot's own comment is the sticky one.
+            if STICKY_MARKER in (comment.body or "") and comment.user.login == login:
+                comment.edit(body)
+                return comment.id
+        return issue.create_comment(body).id
+
+    def _deploy(
+        self,
+        r: Repository,
+        environment: str,
+        sha: str,
+        status: dict[str, Any],
+        known_id: int | None,
+    ) -> int:
+        if known_id is not None:
+            try:
+                r.get_deployment(known_id).create_status(**status)
+                return known_id
+            except UnknownObjectException:
+                pass
+        found = r.get_deployments(sha=sha, environment=environment)
+        deployment = next(iter(found), None)
+        if deployment is None:
+            # ref = the SHA and no required contexts, or GitHub merges the base branch in or
+            # answers 409 while the staging check itself is pending.
+            # https://docs.github.com/en/rest/deployments/deployments#create-a-deployment
+            deployment = r.create_deployment(
+                ref=sha,
+                auto_merge=False,
+                required_contexts=[],
+                environment=environment,
+                transient_environment=True,
+                production_environment=False,
+            )
+        deployment.create_status(**status)
+        return deployment.id
+
+    def _own_login(self) -> str:
+        """The login the bot's comments carry: `<app-slug>[bot]` or the token's user."""
+        if self._login is None:
+            if self._integration is not None:
+                self._login = f"{self._integration.get_app().slug}[bot]"
+            else:
+                assert self._token_client is not None
+                self._login = self._token_client.get_user().login
+        return self._login
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _call(self, what: str, repo: RepoRef, work: Callable[[Repository], T]) -> T:
+        return await asyncio.to_thread(self._run, what, repo, work)
+
+    def _run(self, what: str, repo: RepoRef, work: Callable[[Repository], T]) -> T:
+        try:
+            installation_id, client = self._client(repo)
+            with self._lock:
+                serial = self._serial.setdefault(installation_id, threading.Lock())
+            with serial:
+                return work(client.get_repo(repo.id))  # by id: a renamed repository still works
+        except GithubException as exc:
+            if exc.status in (401, 404):
+                self._forget(repo)  # uninstalled or moved: look the installation up again
+            raise classify_http(
+                exc.status,
+                {str(k): str(v) for k, v in (exc.headers or {}).items()},
+                self._scrub(error_message(exc)),
+                what,
+            ) from exc
+        except requests.RequestException as exc:
+            raise TemporaryError(f"{what}: cannot reach GitHub ({type(exc).__name__})") from exc
+
+    def _client(self, repo: RepoRef) -> tuple[int, Github]:
+        if self._token_client is not None:
+            return 0, self._token_client
+        assert self._integration is not None
+        installation_id, client = self._cached(repo)
+        if client is not None:
+            return installation_id or 0, client
+        with self._discovery:  # concurrent first calls look the installation up once
+            installation_id, client = self._cached(repo)
+            if installation_id is None:
+                owner, _, name = repo.full_name.partition("/")
+                installation_id = self._integration.get_repo_installation(owner, name).id
+            if client is None:
+                client = self._integration.get_github_for_installation(installation_id)
+            with self._lock:
+                self._installations[repo.id] = installation_id
+                return installation_id, self._clients.setdefault(installation_id, client)
+
+    def _cached(self, repo: RepoRef) -> tuple[int | None, Github | None]:
+        with self._lock:
+            installation_id = self._installations.get(repo.id)
+            if installation_id is None:
+                return None, None
+            return installation_id, self._clients.get(installation_id)
+
+    def _forget(self, repo: RepoRef) -> None:
+        with self._lock:
+            installation_id = self._installations.pop(repo.id, None)
+            if installation_id is not None and installation_id not in self._installations.values():
+                self._clients.pop(installation_id, None)
+
+    def _scrub(self, text: str) -> str:
+        """Nothing the bot posts may carry a credential, whoever rendered the text."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return TOKEN_PATTERN.sub(REDACTED, text)
