@@ -1,0 +1,494 @@
+"""The Kubernetes provisioner: server-side apply of a staging into its own labelled namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
+
+import aiohttp
+from kubernetes.aio import client as k8s_client
+from kubernetes.aio import config as _k8s_config
+from kubernetes.aio import dynamic as _dynamic
+from kubernetes.aio.client import ApiException
+from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
+
+from bot import naming
+from bot.errors import PermanentError, TemporaryError, classify_http
+from bot.model import Rollout, Target
+from bot.provision import render
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+# kubernetes.aio is only partly typed: its untyped entry points are used through Any, here only.
+k8s_config: Any = _k8s_config
+DynamicClient: Any = _dynamic.DynamicClient
+
+ANNOTATION_ARCHIVED = "stagingbot.dev/archived"
+# What the namespace last held, as `apiVersion/Kind` pairs: pruning lists only these kinds
+# (plus what is applied now), so a kind dropped from every template is still cleaned up.
+# The same idea as kubectl's ApplySet `applyset.kubernetes.io/contains-group-kinds`.
+ANNOTATION_KINDS = "stagingbot.dev/applied-kinds"
+TERMINATING_DELAY = 2.0
+CONFLICT_DELAY = 1.0
+REQUEST_TIMEOUT = 30.0
+WORKLOAD_KINDS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"))
+# Dependencies first (Helm's install order, shortened); unknown kinds go last.
+APPLY_ORDER = (
+    "ResourceQuota",
+    "LimitRange",
+    "NetworkPolicy",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Ingress",
+)
+TERMINATING_MESSAGE = "namespace {namespace} is still terminating"
+NOT_OURS_MESSAGE = (
+    "namespace {namespace} exists but is not labelled as this staging's "
+    "(instance {instance!r}); refusing to {action} it"
+)
+
+
+class KubernetesProvisioner:
+    """Builds, reads and removes stagings with `kubernetes.aio`; one ApiClient for its lifetime."""
+
+    def __init__(
+        self, api: Any, dynamic: Any, field_manager: str = "stagingbot", timeout: float = 30.0
+    ) -> None:
+        self._api = api
+        self._dynamic = dynamic
+        self._field_manager = field_manager
+        self._timeout = timeout
+        self._resources: dict[tuple[str, str], Any] = {}
+
+    @classmethod
+    async def create(
+        cls,
+        kubeconfig: str,
+        context: str,
+        field_manager: str = "stagingbot",
+        discovery_cache: str | None = None,
+    ) -> KubernetesProvisioner:
+        """Connects with `kubeconfig` ("" = in-cluster in a pod, else KUBECONFIG/~/.kube/config).
+
+        `discovery_cache` is the file the dynamic client keeps API discovery in (default: one
+        per API server URL in the temp directory).
+        """
+        configuration = k8s_client.Configuration()
+        try:
+            if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            else:
+                await k8s_config.load_kube_config(
+                    config_file=kubeconfig or None,
+                    context=context or None,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (k8s_config.ConfigException, OSError) as exc:
+            raise PermanentError(f"cannot load the Kubernetes configuration: {exc}") from exc
+        api: Any = k8s_client.ApiClient(configuration)
+        try:
+            dynamic = await _call(
+                "discover the Kubernetes API", DynamicClient(api, cache_file=discovery_cache)
+            )
+        except BaseException:
+            await api.close()
+            raise
+        return cls(api, dynamic, field_manager)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    # apply
+
+    async def apply(self, target: Target) -> None:
+        """Namespace, TLS Secret copy, every rendered object (server-side apply), then prune."""
+        objects = render.render_manifests(target)
+        for obj in objects:  # an unknown kind fails before anything is written
+            await self._resource(obj["apiVersion"], obj["kind"], obj)
+        namespace = await self._namespace(target)
+        if namespace is not None:
+            _check_ours(namespace, target, "update")
+            if _terminating(namespace):
+                raise TemporaryError(
+                    TERMINATING_MESSAGE.format(namespace=target.namespace), TERMINATING_DELAY
+                )
+        if target.tls_secret:
+            objects.append(await self._tls_copy(target))
+        objects.sort(key=_apply_rank)
+        kinds = sorted({_kind_id(obj) for obj in objects})
+        previous = _annotation_kinds(namespace)
+        await self._apply_namespace(target, sorted(set(kinds) | set(previous)))
+        existing = await self._list_labelled(target, set(kinds) | set(previous))
+        archived = {
+            _identity(obj)
+            for obj in existing
+            if _annotations(obj).get(ANNOTATION_ARCHIVED) == "true"
+        }
+        for obj in objects:
+            if _identity(obj) in archived:
+                _keep_archived(obj)
+            await self._apply_object(obj)
+        applied = {_identity(obj) for obj in objects}
+        for obj in existing:
+            if _identity(obj) not in applied and not obj["metadata"].get("ownerReferences"):
+                await self._delete_object(obj)
+        if previous and set(previous) != set(kinds):
+            await self._apply_namespace(target, kinds)
+
+    async def _apply_namespace(self, target: Target, kinds: list[str]) -> None:
+        manifest = render.namespace_manifest(target)
+        manifest["metadata"].setdefault("annotations", {})[ANNOTATION_KINDS] = ",".join(kinds)
+        await self._apply_object(manifest)
+
+    async def _apply_object(self, obj: Obj) -> None:
+        resource = await self._resource(obj["apiVersion"], obj["kind"], obj)
+        call = self._dynamic.server_side_apply(
+            resource,
+            body=obj,
+            field_manager=self._field_manager,
+            force_conflicts=True,
+            _request_timeout=self._timeout,
+        )
+        await _call(f"apply {obj['kind']}/{obj['metadata']['name']}", call, obj)
+
+    async def _tls_copy(self, target: Target) -> Obj:
+        """The wildcard certificate Secret `ns/name`, as `stagingbot-tls` in the staging."""
+        source_ns, _, source_name = target.tls_secret.partition("/")
+        if not source_ns or not source_name:
+            raise PermanentError(
+                f"tls_secret {target.tls_secret!r} must be written as namespace/name"
+            )
+        secret = await self._get("v1", "Secret", source_name, source_ns)
+        if secret is None:
+            raise PermanentError(f"TLS secret {target.tls_secret} does not exist")
+        copy: Obj = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": render.TLS_SECRET_NAME,
+                "namespace": target.namespace,
+                "labels": naming.selector_labels(target.key, target.instance),
+            },
+            "type": secret.get("type", "kubernetes.io/tls"),
+            "data": secret.get("data") or {},
+        }
+        return copy
+
+    async def _list_labelled(self, target: Target, kinds: Iterable[str]) -> list[Obj]:
+        """Every object of `kinds` in the staging's namespace carrying the staging's labels."""
+        selector = ",".join(
+            f"{k}={v}" for k, v in naming.selector_labels(target.key, target.instance).items()
+        )
+        found: list[Obj] = []
+        for kind_id in sorted(kinds):
+            api_version, _, kind = kind_id.rpartition("/")
+            found.extend(await self._list(api_version, kind, target.namespace, selector))
+        return found
+
+    async def _delete_object(self, obj: Obj) -> None:
+        resource = await self._resource(obj["apiVersion"], obj["kind"], obj)
+        name = obj["metadata"]["name"]
+        call = self._dynamic.delete(
+            resource,
+            name=name,
+            namespace=obj["metadata"]["namespace"],
+            body={"propagationPolicy": "Background"},
+            _request_timeout=self._timeout,
+        )
+        await _call(f"prune {obj['kind']}/{name}", call, missing_ok=True)
+
+    # status
+
+    async def status(self, target: Target) -> Rollout:
+        """Ready when every Deployment/StatefulSet is rolled out; failed with the pods' reason."""
+        selector = ",".join(
+            f"{k}={v}" for k, v in naming.selector_labels(target.key, target.instance).items()
+        )
+        workloads: list[Obj] = []
+        for api_version, kind in WORKLOAD_KINDS:
+            workloads.extend(await self._list(api_version, kind, target.namespace, selector))
+        if not workloads:
+            return Rollout(ready=True, reason="no deployments or statefulsets to wait for")
+        pods = await self._list("v1", "Pod", target.namespace, None)
+        waiting: list[str] = []
+        for workload in sorted(workloads, key=lambda w: (w["kind"], w["metadata"]["name"])):
+            rollout = workload_rollout(workload, pods)
+            if rollout.failed:
+                return rollout
+            if not rollout.ready:
+                waiting.append(rollout.reason)
+        if waiting:
+            return Rollout(ready=False, reason="; ".join(waiting))
+        return Rollout(ready=True)
+
+    # destroy
+
+    async def destroy(self, target: Target) -> bool:
+        """Deletes the namespace (only if it is this staging's); True once it is gone."""
+        namespace = await self._namespace(target)
+        if namespace is None:
+            return True
+        _check_ours(namespace, target, "delete")
+        if _terminating(namespace):
+            return False
+        resource = await self._resource("v1", "Namespace", namespace)
+        options = {
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": namespace["metadata"]["uid"]},
+        }
+        call = self._dynamic.delete(
+            resource, name=target.namespace, body=options, _request_timeout=self._timeout
+        )
+        try:
+            gone = (
+                await _call(f"delete namespace {target.namespace}", call, missing_ok=True) is None
+            )
+        except TemporaryError:
+            # 409: it started terminating (or was replaced) since we read it.
+            namespace = await self._namespace(target)
+            if namespace is None:
+                return True
+            if _terminating(namespace):
+                return False
+            raise
+        return gone
+
+    # plumbing
+
+    async def _namespace(self, target: Target) -> Obj | None:
+        return await self._get("v1", "Namespace", target.namespace, None)
+
+    async def _resource(self, api_version: str, kind: str, obj: Obj | None = None) -> Any:
+        key = (api_version, kind)
+        if key not in self._resources:
+            try:
+                search = self._dynamic.resources.get(api_version=api_version, kind=kind)
+                self._resources[key] = await _call(f"discover {api_version} {kind}", search)
+            except ResourceNotFoundError:
+                name = (obj or {}).get("metadata", {}).get("name", "")
+                raise PermanentError(
+                    f"invalid manifest: {kind}/{name}: the cluster does not serve "
+                    f"{kind} in {api_version}"
+                ) from None
+        return self._resources[key]
+
+    async def _get(
+        self, api_version: str, kind: str, name: str, namespace: str | None
+    ) -> Obj | None:
+        resource = await self._resource(api_version, kind)
+        call = self._dynamic.get(
+            resource, name=name, namespace=namespace, _request_timeout=self._timeout
+        )
+        found = await _call(f"read {kind}/{name}", call, missing_ok=True)
+        return None if found is None else _plain(found)
+
+    async def _list(
+        self, api_version: str, kind: str, namespace: str, selector: str | None
+    ) -> list[Obj]:
+        resource = await self._resource(api_version, kind)
+        call = self._dynamic.get(
+            resource, namespace=namespace, label_selector=selector, _request_timeout=self._timeout
+        )
+        found = await _call(f"list {kind} in {namespace}", call, missing_ok=True)
+        # List items carry no apiVersion/kind on the wire: put them back.
+        items = [] if found is None else _plain(found).get("items") or []
+        return [{**item, "apiVersion": api_version, "kind": kind} for item in items]
+
+
+async def _call(
+    what: str, call: Awaitable[T], obj: Obj | None = None, missing_ok: bool = False
+) -> T | None:
+    """Awaits one API call, turning its failures into PermanentError/TemporaryError.
+
+    With `missing_ok`, a 404 answers None (a read of something absent, a delete of
+    something already gone).
+    """
+    try:
+        return await call
+    except ApiException as exc:
+        if exc.status == 404 and missing_ok:
+            return None
+        raise _classify(exc, what, obj) from exc
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise classify_http(0, {}, str(exc) or type(exc).__name__, what) from exc
+
+
+def _classify(exc: Any, what: str, obj: Obj | None) -> PermanentError | TemporaryError:
+    status = int(exc.status or 0)
+    message = str(_status_body(exc.body).get("message") or exc.reason or "")
+    headers = {str(k): str(v) for k, v in (exc.headers or {}).items()}
+    metadata = (obj or {}).get("metadata", {})
+    kind, name = (obj or {}).get("kind", ""), metadata.get("name", "")
+    if status == 403 and "because it is being terminated" in message:
+        namespace = metadata.get("namespace", "")
+        return TemporaryError(TERMINATING_MESSAGE.format(namespace=namespace), TERMINATING_DELAY)
+    if status == 409:  # a concurrent change (or a namespace going away): read and try again
+        return TemporaryError(f"{what}: HTTP 409: {message}", CONFLICT_DELAY)
+    if status == 404 and obj is not None:  # its namespace vanished under us
+        return TemporaryError(f"{what}: HTTP 404: {message}")
+    error = classify_http(status, headers, message, what)
+    if status == 422 and isinstance(error, PermanentError):
+        if kind == "Secret":  # an invalid Secret's message may quote a value
+            message = "the API server refused it (details withheld for a Secret)"
+        return PermanentError(f"invalid manifest: {kind}/{name}: {message}")
+    return error
+
+
+def _status_body(body: Any) -> Obj:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str):
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return {"message": body[:200]}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _plain(instance: Any) -> Obj:
+    data = instance.to_dict() if hasattr(instance, "to_dict") else instance
+    return data if isinstance(data, dict) else {}
+
+
+def _check_ours(namespace: Obj, target: Target, action: str) -> None:
+    labels = namespace["metadata"].get("labels") or {}
+    wanted = naming.selector_labels(target.key, target.instance)
+    if any(labels.get(k) != v for k, v in wanted.items()):
+        raise PermanentError(
+            NOT_OURS_MESSAGE.format(
+                namespace=target.namespace, instance=target.instance, action=action
+            )
+        )
+
+
+def _terminating(namespace: Obj) -> bool:
+    return bool(namespace["metadata"].get("deletionTimestamp")) or (
+        (namespace.get("status") or {}).get("phase") == "Terminating"
+    )
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    return obj.get("metadata", {}).get("annotations") or {}
+
+
+def _annotation_kinds(namespace: Obj | None) -> list[str]:
+    text = _annotations(namespace or {}).get(ANNOTATION_KINDS, "")
+    return [kind for kind in text.split(",") if "/" in kind]
+
+
+def _kind_id(obj: Obj) -> str:
+    return f"{obj['apiVersion']}/{obj['kind']}"
+
+
+def _identity(obj: Obj) -> tuple[str, str, str]:
+    group = obj["apiVersion"].rpartition("/")[0]
+    return group, obj["kind"], obj["metadata"]["name"]
+
+
+def _apply_rank(obj: Obj) -> int:
+    kind = obj["kind"]
+    return APPLY_ORDER.index(kind) if kind in APPLY_ORDER else len(APPLY_ORDER)
+
+
+def _keep_archived(obj: Obj) -> None:
+    """An archived workload stays scaled to zero and keeps its marker (whoever set it)."""
+    if (obj["apiVersion"], obj["kind"]) not in WORKLOAD_KINDS:
+        return
+    obj.setdefault("spec", {})["replicas"] = 0
+    obj["metadata"].setdefault("annotations", {})[ANNOTATION_ARCHIVED] = "true"
+
+
+# rollout status: pure functions over the objects read
+
+
+def workload_rollout(workload: Obj, pods: list[Obj]) -> Rollout:
+    """One Deployment/StatefulSet: failed (why, in words), rolled out, or what it waits for."""
+    kind, name = workload["kind"].lower(), workload["metadata"]["name"]
+    spec, status = workload.get("spec") or {}, workload.get("status") or {}
+    for pod in _current_pods(workload, pods):
+        failure = pod_failure(pod)
+        if failure:
+            return Rollout(ready=False, failed=True, reason=failure)
+    for condition in status.get("conditions") or []:
+        if condition.get("reason") == "ProgressDeadlineExceeded":
+            message = condition.get("message", "")
+            return Rollout(False, True, f"{kind} {name} stopped progressing: {message}")
+    if (status.get("observedGeneration") or 0) < (workload["metadata"].get("generation") or 0):
+        return Rollout(False, reason=f"waiting for {kind} {name}: update not yet observed")
+    desired = spec.get("replicas")
+    desired = 1 if desired is None else int(desired)
+    word = "available" if kind == "deployment" else "ready"
+    counts = {
+        "updated": status.get("updatedReplicas") or 0,
+        word: status.get("availableReplicas" if word == "available" else "readyReplicas") or 0,
+    }
+    for label, count in counts.items():
+        if count < desired:
+            return Rollout(False, reason=f"waiting for {kind} {name}: {count}/{desired} {label}")
+    extra = (status.get("replicas") or 0) - desired
+    if extra > 0:
+        return Rollout(False, reason=f"waiting for {kind} {name}: {extra} old pod(s) terminating")
+    return Rollout(ready=True)
+
+
+def _current_pods(workload: Obj, pods: list[Obj]) -> list[Obj]:
+    """The workload's live pods running its current images (a previous revision's pods,
+    still crash-looping while the fix rolls out, must not fail the new one)."""
+    spec = workload.get("spec") or {}
+    match = (spec.get("selector") or {}).get("matchLabels") or {}
+    pod_spec = (spec.get("template") or {}).get("spec") or {}
+    images = {c.get("image") for c in pod_spec.get("containers") or []}
+    if not match:
+        return []
+    return [
+        pod
+        for pod in pods
+        if all((pod["metadata"].get("labels") or {}).get(k) == v for k, v in match.items())
+        and not pod["metadata"].get("deletionTimestamp")
+        and {c.get("image") for c in (pod.get("spec") or {}).get("containers") or []} <= images
+    ]
+
+
+_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+_START_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+
+
+def pod_failure(pod: Obj) -> str:
+    """Why a pod cannot become ready, in words, or "" when nothing is known to be wrong."""
+    status = pod.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            return f"pod cannot be scheduled: {condition.get('message', '')}"
+    containers = (status.get("initContainerStatuses") or []) + (
+        status.get("containerStatuses") or []
+    )
+    for container in containers:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason, message = waiting.get("reason", ""), waiting.get("message", "")
+        if reason in _PULL_FAILURES:
+            return f"image cannot be pulled: {container.get('image', '')}: {message}"
+        if reason == "CrashLoopBackOff":
+            last = (container.get("lastState") or {}).get("terminated") or {}
+            return (
+                f"container {container.get('name')} is crash-looping (exit code "
+                f"{last.get('exitCode', '?')}, restarted {container.get('restartCount', 0)} times)"
+            )
+        if reason in _START_FAILURES:
+            return f"container {container.get('name')} cannot start: {message}"
+    return ""
