@@ -6,10 +6,10 @@ head, the cluster's labels know which stagings exist. Wiping Redis costs one swe
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-import inspect
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis

@@ -1,0 +1,64 @@
+"""A provisioner that connects on first use, so the bot starts (and says why) without a cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from bot.errors import TemporaryError
+from bot.model import Rollout, Target
+from bot.provision.base import Provisioner
+
+log = logging.getLogger("stagingbot.provision")
+
+RETRY_CONNECT = 30.0
+
+
+class LazyProvisioner:
+    """Builds the real provisioner when first needed, and again after a failed attempt.
+
+    Until it can, every call raises `TemporaryError`: stagings wait, retried with backoff,
+    and the log says what is missing instead of the bot refusing to start.
+    """
+
+    def __init__(self, factory: Callable[[], Awaitable[Provisioner]], what: str) -> None:
+        self._factory = factory
+        self._what = what
+        self._real: Provisioner | None = None
+        self._failed_at = float("-inf")
+        self._problem = ""
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> Provisioner:
+        async with self._lock:
+            if self._real is not None:
+                return self._real
+            if time.monotonic() - self._failed_at < RETRY_CONNECT:
+                raise TemporaryError(self._problem, delay=RETRY_CONNECT)
+            try:
+                self._real = await self._factory()
+            except Exception as exc:  # noqa: BLE001 - config loaders raise many kinds
+                self._failed_at = time.monotonic()
+                self._problem = f"{self._what} is not configured or not reachable: {exc}"
+                log.error(
+                    "%s. Webhooks are accepted; stagings wait, retrying, until it is.",
+                    self._problem,
+                )
+                raise TemporaryError(self._problem, delay=RETRY_CONNECT) from None
+            return self._real
+
+    async def apply(self, target: Target) -> None:
+        await (await self.connect()).apply(target)
+
+    async def status(self, target: Target) -> Rollout:
+        return await (await self.connect()).status(target)
+
+    async def destroy(self, target: Target) -> bool:
+        return await (await self.connect()).destroy(target)
+
+    async def close(self) -> None:
+        close = getattr(self._real, "close", None)
+        if close is not None:
+            await close()

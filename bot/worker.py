@@ -1,0 +1,109 @@
+"""The arq worker: reconcile jobs, with the clients built once at start-up."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from typing import Any
+
+from arq import func
+from arq.connections import ArqRedis
+from arq.worker import Worker
+
+from bot import queue
+from bot.config import Config
+from bot.errors import TemporaryError
+from bot.provision.base import Provisioner
+from bot.provision.lazy import LazyProvisioner
+from bot.services import Services
+from bot.store import Store
+from handlers.reconcile import reconcile
+
+log = logging.getLogger("stagingbot.worker")
+
+# Poll often: a queued job's wait is the bot's first-feedback latency (arq's default is 0.5 s).
+POLL_DELAY = 0.05
+# Retries are the job's own Retry(defer=...) for rollout checks and backoff: never give up on them.
+MAX_TRIES = 1_000_000
+JOB_TIMEOUT = 300
+
+
+async def build_services(config: Config, redis: ArqRedis) -> Services:
+    """Every client a job needs, built once. Kubernetes connects on first use (and says
+    clearly when it cannot), so the bot starts before a cluster is reachable."""
+    from bot.hosts.github import GitHubHost
+    from bot.provision.kubernetes import KubernetesProvisioner
+
+    async def connect() -> Provisioner:
+        provisioner = await KubernetesProvisioner.create(
+            config.kubernetes.kubeconfig, config.kubernetes.context
+        )
+        return provisioner
+
+    provisioner = LazyProvisioner(connect, "Kubernetes")
+    await warn_if_unreachable(provisioner)
+    hosts = {"github": GitHubHost.from_config(config.github)}
+    return Services(config, Store(redis, config.redis.key_prefix), redis, hosts, provisioner)
+
+
+async def warn_if_unreachable(provisioner: LazyProvisioner) -> None:
+    """Connect once at start-up, so a missing cluster is in the log from the first second."""
+    with contextlib.suppress(TemporaryError):
+        await provisioner.connect()
+
+
+async def close_services(services: Services) -> None:
+    for client in (services.provisioner, *services.hosts.values()):
+        close = getattr(client, "close", None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
+
+async def requeue_if_needed(ctx: dict[str, Any]) -> None:
+    """After a job ends (and arq dropped its id), queue it again if an event came in meanwhile.
+
+    An event whose enqueue was refused because this job still existed is picked up here:
+    it bumped the generation before the refusal, and the job id is free now.
+    """
+    key = queue.key_of_job(ctx.get("job_id", ""))
+    services: Services = ctx["services"]
+    if key is not None and await services.store.needs_work(key):
+        await queue.enqueue_reconcile(services.queue, services.config.redis.key_prefix, key)
+
+
+def make_worker(
+    config: Config,
+    redis: ArqRedis,
+    services: Services,
+    *,
+    burst: bool = False,
+    handle_signals: bool = True,
+    max_jobs: int = 10,
+) -> Worker:
+    """An arq worker over `redis` (which it closes when it closes) running reconcile jobs."""
+    return Worker(
+        [
+            func(
+                reconcile,
+                name=queue.RECONCILE,
+                keep_result=0,
+                max_tries=MAX_TRIES,
+                timeout=JOB_TIMEOUT,
+            )
+        ],
+        queue_name=queue.queue_name(config.redis.key_prefix),
+        redis_pool=redis,
+        ctx={"services": services},
+        after_job_end=requeue_if_needed,
+        keep_result=0,  # with one job id per staging, a kept result would refuse the next enqueue
+        poll_delay=POLL_DELAY,
+        max_jobs=max_jobs,
+        job_timeout=JOB_TIMEOUT,
+        max_tries=MAX_TRIES,
+        handle_signals=handle_signals,
+        burst=burst,
+        health_check_key=f"{config.redis.key_prefix}:health-check",
+    )
