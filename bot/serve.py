@@ -116,7 +116,7 @@ async def serve(config: Config, *, web: bool, worker: bool) -> int:
 
 
 async def run_worker(config: Config, stop: asyncio.Event) -> None:
-    from bot.worker import build_services, close_services, make_worker
+    from bot.worker import build_services, close_services, make_worker, stop_worker
 
     await check_github(config)
     redis = redis_client(config)
@@ -126,10 +126,7 @@ async def run_worker(config: Config, stop: asyncio.Event) -> None:
     log.info("worker started (queue %s)", worker.queue_name)
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-    task.cancel()
     waiter.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await worker.close()
+    await stop_worker(worker, task)
     await close_services(services)
     await redis.aclose(close_connection_pool=True)

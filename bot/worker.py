@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -27,6 +28,8 @@ POLL_DELAY = 0.05
 # Retries are the job's own Retry(defer=...) for rollout checks and backoff: never give up on them.
 MAX_TRIES = 1_000_000
 JOB_TIMEOUT = 300
+# Jobs are short (a rollout is never waited for in a job): let running ones finish on shutdown.
+SHUTDOWN_GRACE = 20.0
 
 
 async def build_services(config: Config, redis: ArqRedis) -> Services:
@@ -107,3 +110,26 @@ def make_worker(
         burst=burst,
         health_check_key=f"{config.redis.key_prefix}:health-check",
     )
+
+
+async def stop_worker(
+    worker: Worker, running: asyncio.Task[None], grace: float = SHUTDOWN_GRACE
+) -> None:
+    """Stop taking jobs, let running ones finish within `grace`, then close the worker.
+
+    arq's own `close()` cancels running jobs and then fails on their cancellation; a job
+    still running after `grace` is cancelled here instead, and arq runs it again later
+    (every step of a reconcile is idempotent).
+    """
+    worker.allow_pick_jobs = False
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    pending = [task for task in worker.tasks.values() if not task.done()]
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+    worker.tasks.clear()
+    await worker.close()

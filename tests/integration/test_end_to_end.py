@@ -22,7 +22,7 @@ from bot.config import Config, GitHubConfig, KubernetesConfig, Secret, ServerCon
 from bot.naming import LABEL_INSTANCE, LABEL_NUMBER, LABEL_REPO_ID, MANAGED_BY
 from bot.serve import _Server
 from bot.web import create_app, redis_client
-from bot.worker import build_services, close_services, make_worker
+from bot.worker import build_services, close_services, make_worker, stop_worker
 from tests.conftest import ROOT, free_port
 from tests.fakes.github import FakeGitHub
 from tests.fakes.kube import FakeKube
@@ -103,10 +103,7 @@ async def running_bot(config: Config) -> AsyncIterator[httpx.AsyncClient]:
             yield client
     finally:
         server.should_exit = True
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-        await worker.close()
+        await stop_worker(worker, work)
         await close_services(services)
         await redis.aclose(close_connection_pool=True)
         await web
