@@ -27,6 +27,8 @@ from handlers.pull_request import desired_fields
 
 log = logging.getLogger("stagingbot.web")
 
+MAX_DELIVERY_ID = 128  # GitHub sends a GUID; the id becomes part of a Redis key
+
 NOT_YET_SUPPORTED = {Kind.COMMENT_CREATED: "slash-commands are not supported yet"}
 
 
@@ -72,6 +74,10 @@ async def github_webhook(request: Request) -> Response:
     delivery_id = request.headers.get("x-github-delivery", "")
     if not event_name or not delivery_id:
         return error(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
+    if len(delivery_id) > MAX_DELIVERY_ID or len(event_name) > MAX_DELIVERY_ID:
+        return error(
+            400, f"X-GitHub-Event and X-GitHub-Delivery are limited to {MAX_DELIVERY_ID} characters"
+        )
     try:
         payload = github_sansio.decode_body(body, request.headers.get("content-type", ""))
         delivery = github_sansio.parse_delivery(event_name, payload)

@@ -62,6 +62,23 @@ NOT_OURS_MESSAGE = (
 )
 
 
+def _no_cluster_configured(kubeconfig: str) -> str:
+    """Why there is no cluster to talk to, in words; "" when there may be one.
+
+    Without this, the client's own message for a missing ~/.kube/config is
+    "Invalid kube-config file. Expected key current-context", which helps nobody.
+    """
+    if kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return ""
+    default = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    if any(os.path.exists(path) for path in default.split(os.pathsep)):
+        return ""
+    return (
+        "no cluster configured: not running in a pod, and no kubeconfig at "
+        f"{default}; set kubernetes.kubeconfig (or KUBECONFIG)"
+    )
+
+
 class KubernetesProvisioner:
     """Builds, reads and removes stagings with `kubernetes.aio`; one ApiClient for its lifetime."""
 
@@ -88,6 +105,9 @@ class KubernetesProvisioner:
         per API server URL in the temp directory).
         """
         configuration = k8s_client.Configuration()
+        missing = _no_cluster_configured(kubeconfig)
+        if missing:
+            raise PermanentError(missing)
         try:
             if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
                 k8s_config.load_incluster_config(client_configuration=configuration)

@@ -123,6 +123,13 @@ def test_missing_event_or_delivery_header_is_400(client: TestClient, missing: st
     assert "X-GitHub-Event and X-GitHub-Delivery" in response.json()["error"]
 
 
+def test_an_absurdly_long_delivery_id_is_400(client: TestClient, db: redis.Redis) -> None:
+    body = body_of(pr_payload("opened"))
+    response = post(client, body, signed_headers(body, "pull_request", delivery="x" * 500))
+    assert response.status_code == 400 and "limited to 128" in response.json()["error"]
+    assert db.dbsize() == 0
+
+
 @pytest.mark.parametrize(
     "body, message",
     [(b"{not json", "not valid JSON"), (b"[]", "not a JSON object"), (b'{"action": 1}', "action")],

@@ -508,3 +508,12 @@ async def test_the_shipped_templates_apply_and_roll_out(
 
     assert kube.objects("Deployment", NAMESPACE) or kube.objects("StatefulSet", NAMESPACE)
     assert (await wait_for(provisioner, target, lambda r: r.ready or r.failed)).ready
+
+
+async def test_without_any_kubeconfig_the_error_says_no_cluster_is_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    with pytest.raises(PermanentError, match="no cluster configured: not running in a pod"):
+        await KubernetesProvisioner.create("", "")
