@@ -177,6 +177,10 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     # Re-read: an earlier report in this round may have stored the ids to edit.
     record = await svc.store.load(work.record.key) or work.record
     key, repo, sha = record.key, pr.repo, _reported_sha(work, phase)
+    # A retried job (say, while the cluster is down) must not rewrite the same report.
+    signature = f"{phase.value}|{sha}|{reason}|{work.target.url}"
+    if record.get("reported") == signature:
+        return
     view = report.View(phase, sha, work.target.url, reason, svc.clock(), work.target.namespace)
     check = report.check(view)
     same_commit = record.get("check_sha") == sha
@@ -194,6 +198,7 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     await svc.store.update(key, {"comment_id": comment_id})
     known = record.number("deployment_id") if record.get("deployment_sha") == sha else None
     if phase is Phase.GONE and known is None:
+        await svc.store.update(key, {"reported": signature})
         return  # nothing was ever deployed for GitHub to mark inactive
     environment = f"{svc.config.staging.environment_prefix}{pr.number}"
     description = report.CHECK_TITLES[phase] + (f": {reason}" if reason else "")
@@ -201,7 +206,9 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     deployment_id = await host.report_deployment(
         repo, environment, sha, DEPLOY_STATES[phase], url, description[:140], known
     )
-    await svc.store.update(key, {"deployment_sha": sha, "deployment_id": deployment_id})
+    await svc.store.update(
+        key, {"deployment_sha": sha, "deployment_id": deployment_id, "reported": signature}
+    )
 
 
 def _reported_sha(work: Work, phase: Phase) -> str:

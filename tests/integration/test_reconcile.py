@@ -222,3 +222,18 @@ async def test_redeploying_after_a_reopen_creates_the_staging_again(svc: Service
     await run(svc), await run(svc)
     assert await phase(svc) == Phase.RUNNING
     assert len(prov.applied) == 2 and len(host.comments) == 1
+
+
+async def test_retries_while_the_cluster_is_down_do_not_rewrite_the_same_report(
+    svc: Services,
+) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    prov.apply_error = TemporaryError("Kubernetes API unreachable")
+    await deliver(svc, "opened")
+    for _ in range(3):
+        assert await run(svc) is not None
+    writes = [c for c in host.calls if c != "get_pull"]
+    assert writes == ["report_check", "upsert_comment", "report_deployment"]
+    prov.apply_error = None
+    await run(svc), await run(svc)
+    assert await phase(svc) == Phase.RUNNING
