@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from arq.connections import ArqRedis
 
 from bot.model import StagingKey
 
 RECONCILE = "reconcile"
+# arq drops a job whose key outlives this (its default is a day, not renewed on Retry):
+# a staging retrying through a long outage must not be forgotten.
+JOB_EXPIRES = timedelta(days=30)
 
 
 def queue_name(prefix: str) -> str:
@@ -24,7 +28,9 @@ def key_of_job(job: str) -> StagingKey | None:
     return StagingKey.parse(key) if name == RECONCILE and key else None
 
 
-async def enqueue_reconcile(redis: ArqRedis, prefix: str, key: StagingKey) -> bool:
+async def enqueue_reconcile(
+    redis: ArqRedis, prefix: str, key: StagingKey, *, expedite: bool = True
+) -> bool:
     """Queue a reconcile of `key`; True if a new job was queued.
 
     arq refuses a job id while that job exists. Then either it is running — it re-reads
@@ -33,10 +39,16 @@ async def enqueue_reconcile(redis: ArqRedis, prefix: str, key: StagingKey) -> bo
     held back by a poll interval (ZADD XX LT only ever moves an existing entry earlier).
     """
     job = await redis.enqueue_job(
-        RECONCILE, str(key), _job_id=job_id(key), _queue_name=queue_name(prefix)
+        RECONCILE,
+        str(key),
+        _job_id=job_id(key),
+        _queue_name=queue_name(prefix),
+        _expires=JOB_EXPIRES,
     )
     if job is not None:
         return True
+    if not expedite:
+        return False
     now_ms = int(time.time() * 1000)
     await redis.zadd(queue_name(prefix), {job_id(key): now_ms}, xx=True, lt=True)
     return False

@@ -61,7 +61,7 @@ def timestamp(at: float) -> str:
 def comment(view: View) -> str:
     """The sticky comment body, with the hidden marker the bot finds it by."""
     rows = [("Status", f"**{view.phase.value}**")]
-    if view.phase is not Phase.GONE:
+    if view.phase is not Phase.GONE and view.url:
         rows.append(("URL", f"[{view.url}]({view.url})"))
     rows.append(("Commit", f"`{short(view.sha)}`" if view.sha else "—"))
     if view.namespace and view.phase is not Phase.GONE:
@@ -78,7 +78,7 @@ def comment(view: View) -> str:
 def check(view: View) -> CheckReport:
     """The check run / commit status for the staging's commit."""
     summary = f"{HEADLINES[view.phase]}\n\nCommit `{short(view.sha)}`."
-    if view.phase is not Phase.GONE:
+    if view.phase is not Phase.GONE and view.url:
         summary += f" URL: {view.url}"
     if view.reason:
         summary += f"\n\n**Why:** {_one_paragraph(view.reason)}"
@@ -91,3 +91,12 @@ def check(view: View) -> CheckReport:
 def _one_paragraph(text: str) -> str:
     """Reasons come from clusters and scripts: keep them to one readable paragraph."""
     return " ".join(text.split())[:1000]
+
+
+def superseded(old_sha: str, new_sha: str) -> CheckReport:
+    """The check of a commit whose deploy was overtaken by a newer push."""
+    title = f"Superseded by {short(new_sha)}"
+    summary = (
+        f"A newer commit, `{short(new_sha)}`, was pushed before `{short(old_sha)}` was deployed."
+    )
+    return CheckReport(CheckState.CANCELLED, title, summary)

@@ -90,7 +90,7 @@ class Store:
         keys = [f"{self.prefix}:delivery:{delivery_id}", self._index]
         keys += [self._staging(key) for key, _ in updates]
         args = [str(max(1, int(ttl * 1000)))]
-        args += [json.dumps({**fields, "key": str(key)}) for key, fields in updates]
+        args += [json.dumps(_valid_text({**fields, "key": str(key)})) for key, fields in updates]
         return bool(await self._record(keys=keys, args=args))
 
     async def load(self, key: StagingKey) -> StagingRecord | None:
@@ -135,6 +135,12 @@ class Store:
         return sorted(
             StagingKey.parse(_text(k)) for k in await _done(self.redis.smembers(self._index))
         )
+
+
+def _valid_text(fields: Mapping[str, str]) -> dict[str, str]:
+    """Text from a payload may hold lone UTF-16 surrogates (valid JSON, invalid UTF-8), which
+    Redis's Lua cjson refuses: replace them rather than refuse the delivery."""
+    return {k: v.encode("utf-8", "replace").decode("utf-8") for k, v in fields.items()}
 
 
 def _text(value: bytes | str) -> str:

@@ -108,12 +108,14 @@ async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) 
     updates = [(event.key, desired_fields(event, now)) for event in served]
     try:
         fresh = await store.record_delivery(delivery_id, config.server.delivery_ttl, updates)
-        if not fresh:
-            return JSONResponse({"duplicate": delivery_id}, status_code=202)
+        # Enqueued for a duplicate too: a redelivery after a 503 between storing and
+        # enqueueing must finish what was stored. Enqueueing is idempotent and coalesces.
         for event in served:
             await queue.enqueue_reconcile(
                 request.app.state.redis, config.redis.key_prefix, event.key
             )
+        if not fresh:
+            return JSONResponse({"duplicate": delivery_id}, status_code=202)
     except RedisError as exc:
         log.error(
             "redis unavailable, delivery %s not accepted: %s", delivery_id, type(exc).__name__

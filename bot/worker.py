@@ -74,7 +74,11 @@ async def requeue_if_needed(ctx: dict[str, Any]) -> None:
     key = queue.key_of_job(ctx.get("job_id", ""))
     services: Services = ctx["services"]
     if key is not None and await services.store.needs_work(key):
-        await queue.enqueue_reconcile(services.queue, services.config.redis.key_prefix, key)
+        # Not expedited: a job that asked for a backoff (Retry) still exists, deferred, and
+        # must keep its delay; only a job that really ended leaves the id free to queue.
+        await queue.enqueue_reconcile(
+            services.queue, services.config.redis.key_prefix, key, expedite=False
+        )
 
 
 def make_worker(

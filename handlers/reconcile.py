@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from arq import Retry
 
@@ -24,10 +25,15 @@ from bot.store import StagingRecord
 from bot.targets import build_target
 
 log = logging.getLogger("stagingbot.reconcile")
+T = TypeVar("T")
 
 MAX_ROUNDS = 20
 MAX_BACKOFF = 300.0
 DESTROY_POLL = 1.0
+DESTROY_POLL_MAX = 30.0
+# After a rollout failure (say, the image is not pushed yet) keep looking until the deadline:
+# the kubelet keeps retrying, and a staging that comes up after all is reported green.
+FAILED_RECHECK = 15.0
 
 DEPLOY_STATES = {
     Phase.PENDING: DeployState.IN_PROGRESS,
@@ -52,7 +58,7 @@ class Work:
     record: StagingRecord
     host: GitHost
     pr: PullRequest
-    target: Target
+    target: Target | None  # None when the staging cannot be built (the reason is reported)
 
     @property
     def phase(self) -> Phase:
@@ -71,6 +77,11 @@ async def reconcile(ctx: dict[str, Any], key_text: str) -> str:
             outcome = await converge(svc, record)
         except TemporaryError as exc:
             raise Retry(defer=await _backoff(svc, record, exc)) from exc
+        except PermanentError as exc:
+            # Retrying cannot help: record why and stop, or the job would run again at once.
+            log.warning("cannot reconcile %s: %s", key, exc.reason)
+            await svc.store.update(key, {"reason": exc.reason})
+            outcome = Outcome(f"error: {exc.reason}")
         await svc.store.update(key, {"handled": record.generation, "attempts": 0})
         if await svc.store.generation(key) != record.generation:
             continue
@@ -88,28 +99,46 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
     if host is None or repo_config is None:
         return Outcome(f"{record.get('repo')} is not served by this bot")
     repo = RepoRef(key.host, key.repo_id, record.get("repo"))
+    pr = await host.get_pull(repo, key.number)
     try:
-        pr = await host.get_pull(repo, key.number)
         target = build_target(svc.config, repo_config, key, pr, record.get("redeploy_token"))
     except PermanentError as exc:
-        log.warning("cannot reconcile %s: %s", key, exc.reason)
-        await svc.store.update(key, {"reason": exc.reason})
-        return Outcome(f"error: {exc.reason}")
+        work = Work(svc, record, host, pr, None)
+        if not pr.open or record.get("reported", "").startswith(f"failed|{pr.head_sha}|"):
+            return Outcome(f"error: {exc.reason}")
+        return await _finish(work, Phase.FAILED, exc.reason)
     work = Work(svc, record, host, pr, target)
     if not pr.open:
         return await teardown(work)
-    if record.get("sha") != pr.head_sha or work.phase in (Phase.PENDING, Phase.GONE):
+    if record.get("sha") != pr.head_sha or work.phase in (
+        Phase.PENDING,
+        Phase.GONE,
+        Phase.DESTROYING,  # reopened while the namespace terminates: apply waits for it
+    ):
         return await deploy(work)
-    if work.phase in (Phase.DEPLOYING, Phase.DESTROYING):
+    if work.phase is Phase.DEPLOYING or _still_hopeful(work):
         return await follow(work)
     return Outcome(f"{work.phase.value} at {pr.head_sha[:7]}, nothing to do")
+
+
+def _still_hopeful(work: Work) -> bool:
+    """A rollout that failed before its deadline may still come up (an image pushed late)."""
+    record = work.record
+    deadline = float(record.get("deadline") or 0)
+    return (
+        work.phase is Phase.FAILED
+        and record.get("failure") == "rollout"
+        and work.svc.clock() < deadline
+    )
 
 
 async def deploy(work: Work) -> Outcome:
     """Report that the staging is coming, apply it, and come back to follow the rollout."""
     svc, pr, target = work.svc, work.pr, work.target
+    assert target is not None
     now = svc.clock()
-    creating = work.phase in (Phase.PENDING, Phase.GONE)
+    creating = work.phase in (Phase.PENDING, Phase.GONE, Phase.DESTROYING)
+    await _supersede(work)
     await _report(work, Phase.PENDING if creating else Phase.DEPLOYING, "")
     try:
         await svc.provisioner.apply(target)
@@ -124,6 +153,7 @@ async def deploy(work: Work) -> Outcome:
             "namespace": target.namespace,
             "staging_url": target.url,
             "reason": "",
+            "failure": "",
         },
     )
     await _history(work, "deploy", "applied", "")
@@ -132,15 +162,17 @@ async def deploy(work: Work) -> Outcome:
 
 async def follow(work: Work) -> Outcome:
     """Look at the rollout: running, failed with a reason, past its deadline, or not yet."""
-    svc = work.svc
-    if work.phase is Phase.DESTROYING:
-        return await teardown(work)
-    rollout = await svc.provisioner.status(work.target)
+    svc, target = work.svc, work.target
+    assert target is not None
+    rollout = await svc.provisioner.status(target)
     if rollout.ready:
         return await _finish(work, Phase.RUNNING, "")
-    if rollout.failed:
-        return await _finish(work, Phase.FAILED, rollout.reason)
     deadline = float(work.record.get("deadline") or 0)
+    if rollout.failed:
+        await svc.store.update(work.record.key, {"failure": "rollout"})
+        outcome = await _finish(work, Phase.FAILED, rollout.reason)
+        hopeful = svc.clock() < deadline
+        return Outcome(outcome.summary, recheck_in=FAILED_RECHECK if hopeful else None)
     if svc.clock() > deadline:
         limit = _duration(svc.config.kubernetes.rollout_deadline)
         reason = f"deadline exceeded: not available after {limit}"
@@ -152,14 +184,27 @@ async def follow(work: Work) -> Outcome:
 
 async def teardown(work: Work) -> Outcome:
     """The request is closed: delete the namespace, then say the staging is gone."""
+    svc, record, target = work.svc, work.record, work.target
+    assert target is not None
     if work.phase is Phase.GONE:
         return Outcome("gone")
-    done = await work.svc.provisioner.destroy(work.target)
+    never_deployed = work.phase is Phase.PENDING and not record.get("sha")
+    done = await svc.provisioner.destroy(target)
     if not done:
+        now = svc.clock()
         if work.phase is not Phase.DESTROYING:
-            await work.svc.store.update(work.record.key, {"phase": Phase.DESTROYING.value})
+            await svc.store.update(
+                record.key, {"phase": Phase.DESTROYING.value, "destroy_started": now}
+            )
             await _history(work, "destroy", "started", "")
-        return Outcome("namespace terminating", recheck_in=DESTROY_POLL)
+        waited = now - float(record.get("destroy_started") or now)
+        # A namespace held by a finalizer can terminate for hours: poll less and less often.
+        return Outcome(
+            "namespace terminating", recheck_in=min(DESTROY_POLL_MAX, max(DESTROY_POLL, waited / 5))
+        )
+    if never_deployed:  # closed before anything was built: nothing to say on the request
+        await svc.store.update(record.key, {"phase": Phase.GONE.value})
+        return Outcome("closed before it was deployed")
     return await _finish(work, Phase.GONE, "")
 
 
@@ -172,43 +217,79 @@ async def _finish(work: Work, phase: Phase, reason: str) -> Outcome:
 
 
 async def _report(work: Work, phase: Phase, reason: str) -> None:
-    """Check run (or status), sticky comment, deployment; ids stored at once so a retry edits."""
+    """Check run (or status), sticky comment, deployment; ids stored at once so a retry edits.
+
+    A write the host refuses for good (say, the App lacks the Deployments permission) is
+    logged and skipped: it must not keep the staging from being built or the others written.
+    """
     svc, pr, host = work.svc, work.pr, work.host
     # Re-read: an earlier report in this round may have stored the ids to edit.
     record = await svc.store.load(work.record.key) or work.record
     key, repo, sha = record.key, pr.repo, _reported_sha(work, phase)
+    url = work.target.url if work.target else ""
     # A retried job (say, while the cluster is down) must not rewrite the same report.
-    signature = f"{phase.value}|{sha}|{reason}|{work.target.url}"
+    signature = f"{phase.value}|{sha}|{reason}|{url}"
     if record.get("reported") == signature:
         return
-    view = report.View(phase, sha, work.target.url, reason, svc.clock(), work.target.namespace)
+    namespace = work.target.namespace if work.target else ""
+    view = report.View(phase, sha, url, reason, svc.clock(), namespace)
     check = report.check(view)
     same_commit = record.get("check_sha") == sha
     # A staging removed after it ran keeps its green check; only one still in progress ends.
     if phase is not Phase.GONE or (same_commit and record.get("check_state") == "in_progress"):
         known = record.number("check_id") if same_commit else None
-        check_id = await host.report_check(repo, sha, check, known)
+        check_id = await _tolerant(host.report_check(repo, sha, check, known), key, "check")
         fields: dict[str, str | int] = {"check_sha": sha, "check_state": check.state.value}
         if check_id is not None:
             fields["check_id"] = check_id
         await svc.store.update(key, fields)
-    comment_id = await host.upsert_comment(
-        repo, pr.number, report.comment(view), record.number("comment_id")
-    )
-    await svc.store.update(key, {"comment_id": comment_id})
+    body = report.comment(view)
+    comment = host.upsert_comment(repo, pr.number, body, record.number("comment_id"))
+    comment_id = await _tolerant(comment, key, "comment")
+    if comment_id is not None:
+        await svc.store.update(key, {"comment_id": comment_id})
     known = record.number("deployment_id") if record.get("deployment_sha") == sha else None
-    if phase is Phase.GONE and known is None:
+    if (phase is Phase.GONE and known is None) or work.target is None:
         await svc.store.update(key, {"reported": signature})
-        return  # nothing was ever deployed for GitHub to mark inactive
+        return  # nothing deployed for GitHub to mark inactive, or nothing to deploy
     environment = f"{svc.config.staging.environment_prefix}{pr.number}"
-    description = report.CHECK_TITLES[phase] + (f": {reason}" if reason else "")
-    url = work.target.url if phase is not Phase.GONE else ""
-    deployment_id = await host.report_deployment(
-        repo, environment, sha, DEPLOY_STATES[phase], url, description[:140], known
+    description = (report.CHECK_TITLES[phase] + (f": {reason}" if reason else ""))[:140]
+    state, env_url = DEPLOY_STATES[phase], url if phase is not Phase.GONE else ""
+    deployment = host.report_deployment(repo, environment, sha, state, env_url, description, known)
+    fields = {"reported": signature}
+    deployment_id = await _tolerant(deployment, key, "deployment")
+    if deployment_id is not None:
+        fields.update(deployment_sha=sha, deployment_id=deployment_id)
+    await svc.store.update(key, fields)
+
+
+async def _supersede(work: Work) -> None:
+    """The head moved while the previous commit was still deploying: close its check and
+    deployment, or they would stay "in progress" on that commit for ever."""
+    record, pr, host = work.record, work.pr, work.host
+    old = record.get("check_sha")
+    if not old or old == pr.head_sha or record.get("check_state") != "in_progress":
+        return
+    check = report.superseded(old, pr.head_sha)
+    await _tolerant(
+        host.report_check(pr.repo, old, check, record.number("check_id")), record.key, "check"
     )
-    await svc.store.update(
-        key, {"deployment_sha": sha, "deployment_id": deployment_id, "reported": signature}
-    )
+    deployment_id = record.number("deployment_id")
+    if deployment_id is not None and record.get("deployment_sha") == old:
+        environment = f"{work.svc.config.staging.environment_prefix}{pr.number}"
+        inactive = host.report_deployment(
+            pr.repo, environment, old, DeployState.INACTIVE, "", check.title, deployment_id
+        )
+        await _tolerant(inactive, record.key, "deployment")
+    await work.svc.store.update(record.key, {"check_state": check.state.value})
+
+
+async def _tolerant(write: Awaitable[T], key: StagingKey, what: str) -> T | None:
+    try:
+        return await write
+    except PermanentError as exc:
+        log.warning("could not write the %s for %s: %s", what, key, exc.reason)
+        return None
 
 
 def _reported_sha(work: Work, phase: Phase) -> str:

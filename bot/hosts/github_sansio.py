@@ -52,11 +52,17 @@ def decode_body(body: bytes, content_type: str) -> dict[str, Any]:
         body = form["payload"][0].encode()
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is an integer literal
+        # over Python's digit limit. Absurd nesting raises RecursionError.
+        raise MalformedPayload(f"body is not valid JSON: {_first_line(exc)}") from None
     if not isinstance(data, dict):
         raise MalformedPayload("body is not a JSON object")
     return data
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def parse_delivery(event: str, payload: Mapping[str, Any]) -> Delivery:

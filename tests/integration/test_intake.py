@@ -207,3 +207,40 @@ def test_redis_down_is_503_not_500(redis_url: str) -> None:
 
 def test_readyz_reports_redis(client: TestClient) -> None:
     assert client.get("/readyz").json() == {"ok": True, "redis": "ok"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action": "opened", "number": ' + b"9" * 5000 + b"}",  # over Python's int digit limit
+        b"[" * 200_000 + b"]" * 200_000,  # absurd nesting
+    ],
+)
+def test_json_the_parser_cannot_hold_is_400_not_500(client: TestClient, body: bytes) -> None:
+    response = post(client, body, signed_headers(body, "pull_request"))
+    assert response.status_code in (400, 413)
+    if response.status_code == 400:
+        assert "not valid JSON" in response.json()["error"]
+
+
+def test_a_lone_surrogate_in_a_title_is_stored_not_refused(
+    client: TestClient, db: redis.Redis
+) -> None:
+    body = body_of(pr_payload("opened")).replace(
+        b'"title": "Update the README', b'"title": "\\ud800 Update'
+    )
+    response = post(client, body, signed_headers(body, "pull_request"))
+    assert response.status_code == 202
+    assert db.hget(f"{PREFIX}:staging:{KEY}", "title").startswith("?")
+
+
+def test_a_redelivery_after_a_failed_enqueue_still_queues_the_reconcile(
+    client: TestClient, db: redis.Redis
+) -> None:
+    body = body_of(pr_payload("opened"))
+    headers = signed_headers(body, "pull_request", delivery="d-redelivered")
+    assert post(client, body, headers).status_code == 202
+    db.delete(queue.queue_name(PREFIX), f"arq:job:{queue.job_id(KEY)}")  # the enqueue was lost
+    assert post(client, body, headers).json() == {"duplicate": "d-redelivered"}
+    assert db.zscore(queue.queue_name(PREFIX), queue.job_id(KEY)) is not None
+    assert db.hget(f"{PREFIX}:staging:{KEY}", "generation") == "1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from bot.model import CheckState, DeployState, Phase, RepoRef, Rollout, StagingK
 from bot.services import Services
 from bot.store import Store
 from handlers.pull_request import desired_fields
-from handlers.reconcile import reconcile
+from handlers.reconcile import FAILED_RECHECK, reconcile
 from tests.fakes.recording import RecordingHost, RecordingProvisioner
 from tests.helpers import REPO, REPO_ID, make_config, pr_payload
 
@@ -145,13 +146,44 @@ async def test_a_failed_rollout_is_reported_with_the_reason_in_words(svc: Servic
     prov.rollout = Rollout(ready=False, failed=True, reason="image cannot be pulled: shop:abc")
     await deliver(svc, "opened")
     await run(svc)
-    assert await run(svc) is None
+    assert await run(svc) == FAILED_RECHECK
     assert await phase(svc) == Phase.FAILED
     check = host.check_on(SHA1)
     assert check.state is CheckState.FAILURE and "image cannot be pulled" in check.title
     assert "image cannot be pulled" in next(iter(host.comments.values()))
     assert host.deployment_statuses[-1][1] is DeployState.FAILURE
-    assert await run(svc) is None and len(prov.applied) == 1  # no retry loop on a failure
+    assert len(prov.applied) == 1  # a failed rollout is not re-applied
+
+
+async def test_a_failed_rollout_is_watched_until_its_deadline_and_turns_green_if_it_recovers(
+    svc: Services,
+) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    clock = [1000.0]
+    svc.clock = lambda: clock[0]
+    prov.rollout = Rollout(ready=False, failed=True, reason="image cannot be pulled: shop:abc")
+    await deliver(svc, "opened")
+    await run(svc)
+    assert await run(svc) == FAILED_RECHECK  # failed, but the kubelet keeps pulling
+    assert host.check_on(SHA1).state is CheckState.FAILURE
+    prov.rollout = Rollout(ready=True)  # CI pushed the image after all
+    clock[0] += 20
+    assert await run(svc) is None
+    assert await phase(svc) == Phase.RUNNING
+    assert host.check_on(SHA1).state is CheckState.SUCCESS
+
+
+async def test_a_failed_rollout_past_its_deadline_is_left_alone(svc: Services) -> None:
+    prov = prov_of(svc)
+    clock = [1000.0]
+    svc.clock = lambda: clock[0]
+    prov.rollout = Rollout(ready=False, failed=True, reason="container web is crash-looping")
+    await deliver(svc, "opened")
+    await run(svc)
+    await run(svc)
+    clock[0] += 31
+    assert await run(svc) is None
+    assert await phase(svc) == Phase.FAILED
 
 
 async def test_a_rollout_past_its_deadline_fails(svc: Services) -> None:
@@ -237,3 +269,59 @@ async def test_retries_while_the_cluster_is_down_do_not_rewrite_the_same_report(
     prov.apply_error = None
     await run(svc), await run(svc)
     assert await phase(svc) == Phase.RUNNING
+
+
+async def test_reopened_while_the_namespace_terminates_waits_and_deploys_again(
+    svc: Services,
+) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    host.close(2)
+    prov.destroy_rounds = 5
+    await deliver(svc, "closed")
+    assert await run(svc) is not None
+    assert await phase(svc) == Phase.DESTROYING
+    host.open_pull(REPO_REF, 2, SHA1)
+    prov.apply_error = TemporaryError("namespace staging-hello-world-pr-2 is still terminating", 2)
+    await deliver(svc, "reopened")
+    assert await run(svc) is not None  # waits for the namespace, does not call it gone
+    assert "gone" not in next(iter(host.comments.values()))
+    prov.apply_error = None
+    await run(svc), await run(svc)
+    assert await phase(svc) == Phase.RUNNING
+
+
+async def test_a_push_while_deploying_closes_the_old_commits_check(svc: Services) -> None:
+    host = host_of(svc)
+    prov_of(svc).rollout = Rollout(ready=False, reason="waiting for deployment web: 0/1 available")
+    await deliver(svc, "opened")
+    await run(svc)
+    host.push(2, SHA2)
+    await deliver(svc, "synchronize", SHA2)
+    await run(svc)
+    old = host.check_on(SHA1)
+    assert old.state is CheckState.CANCELLED and "Superseded by 2222222" in old.title
+    assert host.check_on(SHA2).state is CheckState.IN_PROGRESS
+
+
+async def test_a_request_closed_before_it_was_deployed_gets_no_comment(svc: Services) -> None:
+    host = host_of(svc)
+    host.close(2)
+    await deliver(svc, "closed")
+    assert await run(svc) is None
+    assert host.comments == {} and host.checks == {}
+    assert await phase(svc) == Phase.GONE
+
+
+async def test_a_staging_that_cannot_be_built_says_why_on_the_request(svc: Services) -> None:
+    svc.config = replace(svc.config, staging=replace(svc.config.staging, image=""))
+    host = host_of(svc)
+    await deliver(svc, "opened")
+    assert await run(svc) is None
+    assert host.check_on(SHA1).state is CheckState.FAILURE
+    assert "no image configured" in next(iter(host.comments.values()))
+    assert prov_of(svc).applied == []
+    await deliver(svc, "opened")
+    await run(svc)
+    assert host.calls.count("upsert_comment") == 1  # said once, not on every event
