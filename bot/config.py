@@ -77,6 +77,16 @@ class GitHubConfig:
 
 
 @dataclass(frozen=True)
+class GitLabConfig:
+    url: str = "https://gitlab.com"  # gitlab.com or a self-managed instance
+    token: Secret = field(default_factory=lambda: Secret(""))
+    webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    status_name: str = "staging"  # commit status name on the MR's head commit
+    environment_prefix: str = "review/mr-"  # GitLab environment, e.g. "review/mr-12"
+    delete_environments: bool = False  # stop on close, and delete too when true
+
+
+@dataclass(frozen=True)
 class KubernetesConfig:
     kubeconfig: str = ""  # "": in-cluster when running in a pod, else KUBECONFIG / ~/.kube/config
     context: str = ""
@@ -120,6 +130,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     github: GitHubConfig = field(default_factory=GitHubConfig)
+    gitlab: GitLabConfig = field(default_factory=GitLabConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     staging: StagingConfig = field(default_factory=StagingConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -144,6 +155,7 @@ SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "redis": RedisConfig,
     "github": GitHubConfig,
+    "gitlab": GitLabConfig,
     "kubernetes": KubernetesConfig,
     "staging": StagingConfig,
     "log": LogConfig,
@@ -244,7 +256,7 @@ def _validate(config: Config) -> list[str]:
     staging, log = config.staging, config.log
     return (
         _required(config)
-        + _github_auth(config.github)
+        + (_github_auth(config.github) if uses_github(config) else [])
         + _ranges(config)
         + parse.run_checks(
             [
@@ -253,6 +265,7 @@ def _validate(config: Config) -> list[str]:
                 ("staging.image", staging.image, parse.check_image_template),
                 ("redis.url", config.redis.url, parse.check_redis_url),
                 ("github.api_url", config.github.api_url, parse.check_http_url),
+                ("gitlab.url", config.gitlab.url, parse.check_http_url),
                 ("log.level", log.level, partial(_one_of, LOG_LEVELS)),
                 ("log.format", log.format, partial(_one_of, LOG_FORMATS)),
             ]
@@ -264,12 +277,27 @@ def _one_of(options: tuple[str, ...], text: str) -> None:
     parse.check_choice(text, options)
 
 
+def uses_gitlab(config: Config) -> bool:
+    """GitLab credentials are needed once a `[[repos]]` entry is on GitLab."""
+    return any(repo.host == "gitlab" and repo.enabled for repo in config.repos)
+
+
+def uses_github(config: Config) -> bool:
+    """GitHub is the default host: needed unless every repository is on GitLab."""
+    served = any(repo.host == "github" and repo.enabled for repo in config.repos)
+    return served or not uses_gitlab(config)
+
+
 def _required(config: Config) -> list[str]:
-    required = {
-        "github.webhook_secret": config.github.webhook_secret,
+    required: dict[str, Secret | str] = {
         "staging.base_domain": config.staging.base_domain,
         "staging.secret_key": config.staging.secret_key,
     }
+    if uses_github(config):
+        required["github.webhook_secret"] = config.github.webhook_secret
+    if uses_gitlab(config):
+        required["gitlab.token"] = config.gitlab.token
+        required["gitlab.webhook_secret"] = config.gitlab.webhook_secret
     hint = "set it in the file or as {}"
     return [
         f"{key}: required ({hint.format(parse.env_name(ENV_PREFIX, *key.split('.')))})"

@@ -507,3 +507,29 @@ def test_the_values_in_the_example_are_the_defaults() -> None:
             if (section, key) not in examples_not_defaults:
                 converted = _configparse.from_toml(SCHEMA[section][key], value)
                 assert converted == defaults[section][key], f"{section}.{key}"
+
+
+def test_gitlab_repositories_need_gitlab_credentials_and_not_github_ones() -> None:
+    repos = json.dumps([{"host": "gitlab", "repo": "group/sub/project"}])
+    base = {
+        "STAGINGBOT_STAGING_BASE_DOMAIN": "staging.example.com",
+        "STAGINGBOT_STAGING_SECRET_KEY": "k",
+    }
+    with pytest.raises(ConfigError) as error:
+        load_config(None, {**base, "STAGINGBOT_REPOS": repos})
+    assert "gitlab.token: required" in str(error.value)
+    assert "gitlab.webhook_secret: required" in str(error.value)
+    assert "github." not in str(error.value)
+    config = load_config(
+        None,
+        {
+            **base,
+            "STAGINGBOT_REPOS": repos,
+            "STAGINGBOT_GITLAB_TOKEN": "glpat-secret-token",
+            "STAGINGBOT_GITLAB_WEBHOOK_SECRET": "hook-secret",
+            "STAGINGBOT_GITLAB_URL": "https://gitlab.example.com",
+        },
+    )
+    assert config.gitlab.url == "https://gitlab.example.com"
+    assert config.gitlab.token.reveal() == "glpat-secret-token"
+    assert "glpat-secret-token" not in repr(config)
