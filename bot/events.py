@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bot.model import RepoRef, StagingKey
 
@@ -51,3 +54,26 @@ class Delivery:
 
 class MalformedPayload(ValueError):
     """The body is authentic but not shaped like the event it claims to be."""
+
+
+def required(data: Mapping[str, Any], name: str, kind: type[Any]) -> Any:
+    """`data[name]` when it is a `kind`, else `MalformedPayload` naming the field."""
+    value = data.get(name)
+    # bool is an int in Python; an id or number of true/false is still malformed.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedPayload(f"field {name!r} missing or not a {kind.__name__}")
+    return value
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    """The JSON object a delivery's body must be, or `MalformedPayload` saying why not."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is an integer literal
+        # over Python's digit limit. Absurd nesting raises RecursionError.
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MalformedPayload(f"body is not valid JSON: {text}") from None
+    if not isinstance(data, dict):
+        raise MalformedPayload("body is not a JSON object")
+    return data

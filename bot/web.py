@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 from arq.connections import ArqRedis
@@ -20,8 +21,8 @@ from starlette.routing import Route
 
 from bot import queue
 from bot.config import Config
-from bot.events import Event, Kind, MalformedPayload
-from bot.hosts import github_sansio
+from bot.events import Event, Kind, MalformedPayload, decode_json
+from bot.hosts import github_sansio, gitlab_sansio
 from bot.store import Store
 from handlers.pull_request import desired_fields
 
@@ -59,14 +60,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def github_webhook(request: Request) -> Response:
-    config: Config = request.app.state.config
+async def limited_body(request: Request, config: Config) -> bytes | Response:
+    """The body, or the answer refusing it (413 past `server.max_body_bytes`)."""
     try:
-        body = await read_body(request, config.server.max_body_bytes)
+        return await read_body(request, config.server.max_body_bytes)
     except BodyTooLarge:
         return error(413, f"body larger than {config.server.max_body_bytes} bytes")
     except ClientDisconnect:
         return error(400, "client disconnected")
+
+
+async def github_webhook(request: Request) -> Response:
+    config: Config = request.app.state.config
+    body = await limited_body(request, config)
+    if isinstance(body, Response):
+        return body
     secret = config.github.webhook_secret.reveal().encode()
     if not github_sansio.verify_signature(secret, body, request.headers.get("x-hub-signature-256")):
         return error(401, "missing or invalid X-Hub-Signature-256")
@@ -88,6 +96,37 @@ async def github_webhook(request: Request) -> Response:
     if delivery.ignored:
         return JSONResponse({"ignored": delivery.ignored}, status_code=202)
     return await accept(request, delivery_id, delivery.events)
+
+
+async def gitlab_webhook(request: Request) -> Response:
+    """GitLab: 401 for a wrong token, 400 for a body that is not JSON; anything else
+    authentic is answered 2xx (with the reason when unused), as GitLab disables a hook
+    that keeps failing."""
+    config: Config = request.app.state.config
+    body = await limited_body(request, config)
+    if isinstance(body, Response):
+        return body
+    secret = config.gitlab.webhook_secret.reveal().encode()
+    if not gitlab_sansio.verify_token(secret, request.headers.get("x-gitlab-token")):
+        return error(401, "missing or invalid X-Gitlab-Token")
+    hook = request.headers.get("x-gitlab-event", "")
+    if not hook or len(hook) > MAX_DELIVERY_ID:
+        return error(400, "X-Gitlab-Event header is required")
+    try:
+        payload = decode_json(body)
+    except MalformedPayload as exc:
+        return error(400, str(exc))
+    try:
+        delivery = gitlab_sansio.parse_delivery(hook, payload)
+    except MalformedPayload as exc:
+        log.warning("unusable GitLab delivery", extra={"hook": hook, "reason": str(exc)})
+        return JSONResponse({"ignored": f"{hook}: {exc}"}, status_code=202)
+    if delivery.ignored:
+        return JSONResponse({"ignored": delivery.ignored}, status_code=202)
+    identity = gitlab_sansio.delivery_id(request.headers, payload)[: MAX_DELIVERY_ID * 2]
+    # Without Idempotency-Key or an event UUID, each delivery is new: the reconcile job
+    # is idempotent, so a repeat costs a look at the merge request, never a second effect.
+    return await accept(request, identity or f"none:{uuid.uuid4()}", delivery.events)
 
 
 async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) -> Response:
@@ -157,6 +196,7 @@ def create_app(config: Config, redis: ArqRedis | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/webhooks/github", github_webhook, methods=["POST"]),
+            Route("/webhooks/gitlab", gitlab_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],

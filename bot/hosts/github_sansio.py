@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from bot.events import Delivery, Event, Kind, MalformedPayload
+from bot.events import Delivery, Event, Kind, MalformedPayload, decode_json, required
 from bot.model import RepoRef
 
 HOST = "github"
@@ -50,19 +49,7 @@ def decode_body(body: bytes, content_type: str) -> dict[str, Any]:
         if "payload" not in form:
             raise MalformedPayload("form-encoded body without a payload field")
         body = form["payload"][0].encode()
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is an integer literal
-        # over Python's digit limit. Absurd nesting raises RecursionError.
-        raise MalformedPayload(f"body is not valid JSON: {_first_line(exc)}") from None
-    if not isinstance(data, dict):
-        raise MalformedPayload("body is not a JSON object")
-    return data
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return decode_json(body)
 
 
 def parse_delivery(event: str, payload: Mapping[str, Any]) -> Delivery:
@@ -79,20 +66,20 @@ def parse_delivery(event: str, payload: Mapping[str, Any]) -> Delivery:
 
 
 def _pull_request(payload: Mapping[str, Any]) -> Delivery:
-    action = _field(payload, "action", str)
+    action = required(payload, "action", str)
     kind = PR_ACTIONS.get(action)
     if kind is None:
         return Delivery(ignored=f"pull_request.{action} does not change a staging")
-    pr = _field(payload, "pull_request", dict)
-    head = _field(pr, "head", dict)
+    pr = required(payload, "pull_request", dict)
+    head = required(pr, "head", dict)
     return Delivery(
         events=(
             Event(
                 kind=kind,
                 repo=_repo(payload),
-                number=_field(pr, "number", int),
-                sha=_field(head, "sha", str),
-                branch=_field(head, "ref", str),
+                number=required(pr, "number", int),
+                sha=required(head, "sha", str),
+                branch=required(head, "ref", str),
                 title=str(pr.get("title") or ""),
                 author=_login(pr.get("user")),
                 url=str(pr.get("html_url") or ""),
@@ -106,24 +93,24 @@ def _pull_request(payload: Mapping[str, Any]) -> Delivery:
 
 
 def _issue_comment(payload: Mapping[str, Any]) -> Delivery:
-    action = _field(payload, "action", str)
-    issue = _field(payload, "issue", dict)
+    action = required(payload, "action", str)
+    issue = required(payload, "issue", dict)
     if not issue.get("pull_request"):
         return Delivery(ignored="comment on an issue, not a pull request")
     if action != "created":
         return Delivery(ignored=f"issue_comment.{action}: only new comments carry commands")
-    comment = _field(payload, "comment", dict)
+    comment = required(payload, "comment", dict)
     return Delivery(
         events=(
             Event(
                 kind=Kind.COMMENT_CREATED,
                 repo=_repo(payload),
-                number=_field(issue, "number", int),
+                number=required(issue, "number", int),
                 title=str(issue.get("title") or ""),
                 url=str(issue.get("html_url") or ""),
                 sender=_login(comment.get("user")),
                 installation_id=_installation(payload),
-                comment_id=_field(comment, "id", int),
+                comment_id=required(comment, "id", int),
                 comment_body=str(comment.get("body") or ""),
             ),
         )
@@ -131,8 +118,8 @@ def _issue_comment(payload: Mapping[str, Any]) -> Delivery:
 
 
 def _repo(payload: Mapping[str, Any]) -> RepoRef:
-    repo = _field(payload, "repository", dict)
-    return RepoRef(HOST, _field(repo, "id", int), _field(repo, "full_name", str))
+    repo = required(payload, "repository", dict)
+    return RepoRef(HOST, required(repo, "id", int), required(repo, "full_name", str))
 
 
 def _installation(payload: Mapping[str, Any]) -> int | None:
@@ -144,11 +131,3 @@ def _installation(payload: Mapping[str, Any]) -> int | None:
 
 def _login(user: object) -> str:
     return str(user.get("login") or "") if isinstance(user, dict) else ""
-
-
-def _field(data: Mapping[str, Any], name: str, kind: type[Any]) -> Any:
-    value = data.get(name)
-    # bool is an int in Python; an id or number of true/false is still malformed.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise MalformedPayload(f"field {name!r} missing or not a {kind.__name__}")
-    return value

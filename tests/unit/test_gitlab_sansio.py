@@ -1,0 +1,122 @@
+"""GitLab deliveries become the same normalized events, checked with GitLab's own payloads."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from bot.events import Kind, MalformedPayload
+from bot.hosts.gitlab_sansio import delivery_id, parse_delivery, verify_token
+from tests.conftest import load_fixture
+
+
+def gitlab(name: str) -> dict:  # type: ignore[type-arg]
+    return load_fixture(name, host="gitlab")
+
+
+def test_the_token_is_compared_exactly() -> None:
+    assert verify_token(b"s3cret", "s3cret")
+    assert not verify_token(b"s3cret", "s3cret ")
+    assert not verify_token(b"s3cret", None)
+    assert not verify_token(b"s3cret", "")
+    assert not verify_token(b"", "")  # no secret configured: nothing is authentic
+
+
+def test_an_opened_merge_request_becomes_a_normalized_event() -> None:
+    (event,) = parse_delivery("Merge Request Hook", gitlab("merge_request.open.json")).events
+    assert event.kind is Kind.PR_OPENED
+    assert (event.repo.host, event.repo.id, event.repo.full_name) == (
+        "gitlab",
+        1,
+        "gitlabhq/gitlab-test",
+    )
+    assert event.number == 1
+    assert event.sha.startswith("da15608")
+    assert event.branch == "ms-viewport"
+    assert event.sender == "root"
+    assert str(event.key) == "gitlab:1:1"
+
+
+@pytest.mark.parametrize(
+    "name, kind, merged",
+    [
+        ("merge_request.reopen.captured-woodpecker.json", Kind.PR_REOPENED, False),
+        ("merge_request.close.captured-woodpecker.json", Kind.PR_CLOSED, False),
+        ("merge_request.merge.captured-woodpecker.json", Kind.PR_CLOSED, True),
+        ("merge_request.update.with-oldrev.captured-woodpecker.json", Kind.PR_SYNCHRONIZED, False),
+    ],
+)
+def test_every_merge_request_action_that_changes_a_staging_parses(
+    name: str, kind: Kind, merged: bool
+) -> None:
+    payload = gitlab(name)
+    (event,) = parse_delivery("Merge Request Hook", payload).events
+    assert event.kind is kind and event.merged is merged
+    assert event.number == payload["object_attributes"]["iid"]
+    assert event.sha == payload["object_attributes"]["last_commit"]["id"]
+    assert event.repo.id == payload["project"]["id"]
+
+
+def test_an_update_without_new_commits_is_ignored_with_a_reason() -> None:
+    delivery = parse_delivery(
+        "Merge Request Hook",
+        gitlab("merge_request.update.no-oldrev.title-edit.captured-woodpecker.json"),
+    )
+    assert delivery.events == () and "without new commits" in delivery.ignored
+
+
+def test_a_draft_merge_request_is_marked_draft() -> None:
+    payload = copy.deepcopy(gitlab("merge_request.update.marked-draft.captured-go-scm.json"))
+    payload["object_attributes"]["oldrev"] = "0" * 40
+    (event,) = parse_delivery("Merge Request Hook", payload).events
+    assert event.draft
+
+
+def test_a_note_on_a_merge_request_becomes_a_comment_event() -> None:
+    payload = gitlab("note.merge_request.json")
+    (event,) = parse_delivery("Note Hook", payload).events
+    assert event.kind is Kind.COMMENT_CREATED
+    assert event.comment_id == payload["object_attributes"]["id"]
+    assert event.comment_body == payload["object_attributes"]["note"]
+    assert event.number == payload["merge_request"]["iid"]
+
+
+def test_a_note_without_action_from_older_gitlab_counts_as_created() -> None:
+    payload = copy.deepcopy(gitlab("note.merge_request.json"))
+    payload["object_attributes"].pop("action", None)
+    assert parse_delivery("Note Hook", payload).events
+
+
+def test_an_edited_note_is_ignored() -> None:
+    payload = copy.deepcopy(gitlab("note.merge_request.json"))
+    payload["object_attributes"]["action"] = "update"
+    assert parse_delivery("Note Hook", payload).ignored
+
+
+@pytest.mark.parametrize(
+    "hook, name",
+    [
+        ("Push Hook", "push.json"),
+        ("Tag Push Hook", "tag_push.json"),
+        ("Pipeline Hook", "pipeline.json"),
+        ("Deployment Hook", "push.json"),
+    ],
+)
+def test_hooks_the_bot_does_not_use_are_ignored_with_a_reason(hook: str, name: str) -> None:
+    delivery = parse_delivery(hook, gitlab(name))
+    assert delivery.events == () and delivery.ignored
+
+
+def test_a_custom_template_body_is_malformed_not_a_crash() -> None:
+    with pytest.raises(MalformedPayload, match="object_attributes"):
+        parse_delivery("Merge Request Hook", {"text": "MR opened by a custom template"})
+
+
+def test_delivery_identity_prefers_the_idempotency_key_then_uuid_with_object_id() -> None:
+    payload = gitlab("merge_request.open.json")
+    assert (
+        delivery_id({"idempotency-key": "f5e5", "x-gitlab-event-uuid": "u"}, payload) == "idem:f5e5"
+    )
+    assert delivery_id({"x-gitlab-event-uuid": "u-1"}, payload) == "uuid:u-1:99"
+    assert delivery_id({}, payload) == ""
