@@ -15,7 +15,7 @@ import uvicorn
 from redis.exceptions import RedisError
 
 from bot import logs
-from bot.config import Config
+from bot.config import Config, uses_github, uses_gitlab
 from bot.web import create_app, redis_client
 
 log = logging.getLogger("stagingbot")
@@ -66,15 +66,24 @@ def _reachable(url: str) -> str:
     return ""
 
 
-async def check_github(config: Config) -> None:
-    problem = await asyncio.to_thread(_reachable, config.github.api_url)
-    if problem:
-        log.warning(
-            "GitHub API not reachable at %s (%s): webhooks are accepted and stagings wait, "
-            "retrying, until it is. Set github.api_url for GitHub Enterprise.",
-            config.github.api_url,
-            problem,
-        )
+async def check_hosts(config: Config) -> None:
+    """Say at start-up which Git host cannot be reached (the bot still runs and retries)."""
+    hosts = []
+    if uses_github(config):
+        hosts.append(("GitHub API", config.github.api_url, "github.api_url for GitHub Enterprise"))
+    if uses_gitlab(config):
+        hosts.append(("GitLab", config.gitlab.url, "gitlab.url for a self-managed GitLab"))
+    for name, url, setting in hosts:
+        problem = await asyncio.to_thread(_reachable, url)
+        if problem:
+            log.warning(
+                "%s not reachable at %s (%s): webhooks are accepted and stagings wait, "
+                "retrying, until it is. Set %s.",
+                name,
+                url,
+                problem,
+                setting,
+            )
 
 
 async def serve(config: Config, *, web: bool, worker: bool) -> int:
@@ -99,7 +108,7 @@ async def serve(config: Config, *, web: bool, worker: bool) -> int:
         server = _Server(uv)
         tasks.append(asyncio.create_task(server.serve()))
         log.info(
-            "webhook receiver on http://%s:%d/webhooks/github",
+            "webhook receiver on http://%s:%d/webhooks/github and /webhooks/gitlab",
             config.server.host,
             config.server.port,
         )
@@ -118,7 +127,7 @@ async def serve(config: Config, *, web: bool, worker: bool) -> int:
 async def run_worker(config: Config, stop: asyncio.Event) -> None:
     from bot.worker import build_services, close_services, make_worker, stop_worker
 
-    await check_github(config)
+    await check_hosts(config)
     redis = redis_client(config)
     services = await build_services(config, redis)
     worker = make_worker(config, redis_client(config), services, handle_signals=False)

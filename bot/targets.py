@@ -64,3 +64,10 @@ def build_target(
         cert_manager_issuer=config.staging.cert_manager_issuer,
         redeploy_token=redeploy_token,
     )
+
+
+def environment_name(config: Config, pr: PullRequest) -> str:
+    """The host's environment for this request: GitHub `pr-12`, GitLab `review/mr-12`."""
+    if pr.repo.host == "gitlab":
+        return f"{config.gitlab.environment_prefix}{pr.number}"
+    return f"{config.staging.environment_prefix}{pr.number}"

@@ -13,8 +13,9 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 
 from bot import queue
-from bot.config import Config
+from bot.config import Config, uses_github, uses_gitlab
 from bot.errors import TemporaryError
+from bot.hosts.base import GitHost
 from bot.provision.base import Provisioner
 from bot.provision.lazy import LazyProvisioner
 from bot.services import Services
@@ -46,7 +47,13 @@ async def build_services(config: Config, redis: ArqRedis) -> Services:
 
     provisioner = LazyProvisioner(connect, "Kubernetes")
     await warn_if_unreachable(provisioner)
-    hosts = {"github": GitHubHost.from_config(config.github)}
+    hosts: dict[str, GitHost] = {}
+    if uses_github(config):
+        hosts["github"] = GitHubHost.from_config(config.github)
+    if uses_gitlab(config):
+        from bot.hosts.gitlab import GitLabHost
+
+        hosts["gitlab"] = GitLabHost.from_config(config.gitlab)
     return Services(config, Store(redis, config.redis.key_prefix), redis, hosts, provisioner)
 
 

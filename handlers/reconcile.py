@@ -22,7 +22,7 @@ from bot.hosts.base import GitHost
 from bot.model import DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
 from bot.services import Services
 from bot.store import StagingRecord
-from bot.targets import build_target
+from bot.targets import build_target, environment_name
 
 log = logging.getLogger("stagingbot.reconcile")
 T = TypeVar("T")
@@ -252,7 +252,7 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     if (phase is Phase.GONE and known is None) or work.target is None:
         await svc.store.update(key, {"reported": signature})
         return  # nothing deployed for GitHub to mark inactive, or nothing to deploy
-    environment = f"{svc.config.staging.environment_prefix}{pr.number}"
+    environment = environment_name(svc.config, pr)
     description = (report.CHECK_TITLES[phase] + (f": {reason}" if reason else ""))[:140]
     state, env_url = DEPLOY_STATES[phase], url if phase is not Phase.GONE else ""
     deployment = host.report_deployment(repo, environment, sha, state, env_url, description, known)
@@ -276,7 +276,7 @@ async def _supersede(work: Work) -> None:
     )
     deployment_id = record.number("deployment_id")
     if deployment_id is not None and record.get("deployment_sha") == old:
-        environment = f"{work.svc.config.staging.environment_prefix}{pr.number}"
+        environment = environment_name(work.svc.config, pr)
         inactive = host.report_deployment(
             pr.repo, environment, old, DeployState.INACTIVE, "", check.title, deployment_id
         )
