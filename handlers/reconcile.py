@@ -275,7 +275,10 @@ async def _supersede(work: Work) -> None:
         host.report_check(pr.repo, old, check, record.number("check_id")), record.key, "check"
     )
     deployment_id = record.number("deployment_id")
-    if deployment_id is not None and record.get("deployment_sha") == old:
+    # GitHub has a deployment per commit, to close; GitLab one environment per merge
+    # request, which the new commit's report keeps using.
+    per_commit = pr.repo.host == "github"
+    if per_commit and deployment_id is not None and record.get("deployment_sha") == old:
         environment = environment_name(work.svc.config, pr)
         inactive = host.report_deployment(
             pr.repo, environment, old, DeployState.INACTIVE, "", check.title, deployment_id
