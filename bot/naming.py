@@ -43,25 +43,32 @@ def slugify(text: str, max_length: int = DNS_LABEL_MAX) -> str:
     return f"{head}-{suffix}" if head else f"x-{suffix}"
 
 
-def staging_name(repo_full_name: str, number: int, max_length: int = 40) -> str:
-    """The staging's short name, e.g. `hello-world-pr-2`: repository name + request number.
+REQUEST_WORDS = {"github": "pr", "gitlab": "mr"}
 
-    Kept to 40 characters so a prefix and object suffixes still fit one DNS label.
+
+def staging_name(key: StagingKey, repo_full_name: str, max_length: int = 40) -> str:
+    """The staging's short name, e.g. `hello-world-pr-2-5e1c`.
+
+    Repository name and request number for people; `pr`/`mr` and a short hash of host and
+    repository id so that `github:acme/app#12`, `gitlab:acme/app!12` and `other/app#12`
+    never share a namespace or a host name. Kept to 40 characters so a prefix and object
+    suffixes still fit one DNS label.
     """
     repo_name = repo_full_name.rsplit("/", 1)[-1]
-    tail = f"-pr-{number}"
+    word = REQUEST_WORDS.get(key.host, key.host)
+    tail = f"-{word}-{key.number}-{_short_hash(f'{key.host}:{key.repo_id}', 4)}"
     head = slugify(repo_name, max_length - len(tail))
     return f"{head}{tail}"
 
 
-def namespace_name(prefix: str, repo_full_name: str, number: int) -> str:
-    """The staging's namespace, e.g. `staging-hello-world-pr-2`, ≤ 63 characters."""
-    return slugify(f"{prefix}{staging_name(repo_full_name, number)}")
+def namespace_name(prefix: str, key: StagingKey, repo_full_name: str) -> str:
+    """The staging's namespace, e.g. `staging-hello-world-pr-2-5e1c`, ≤ 63 characters."""
+    return slugify(f"{prefix}{staging_name(key, repo_full_name)}")
 
 
-def hostname(repo_full_name: str, number: int, base_domain: str) -> str:
-    """The staging's host name, e.g. `hello-world-pr-2.staging.example.com`."""
-    return f"{staging_name(repo_full_name, number)}.{base_domain.strip('.').lower()}"
+def hostname(key: StagingKey, repo_full_name: str, base_domain: str) -> str:
+    """The staging's host name, e.g. `hello-world-pr-2-5e1c.staging.example.com`."""
+    return f"{staging_name(key, repo_full_name)}.{base_domain.strip('.').lower()}"
 
 
 def selector_labels(key: StagingKey, instance: str) -> dict[str, str]:

@@ -32,9 +32,18 @@ def image_for(template: str, pr: PullRequest) -> str:
 
 
 def build_target(
-    config: Config, repo: RepoConfig, key: StagingKey, pr: PullRequest, redeploy_token: str = ""
+    config: Config,
+    repo: RepoConfig,
+    key: StagingKey,
+    pr: PullRequest,
+    redeploy_token: str = "",
+    namespace: str = "",
 ) -> Target:
-    """Everything the provisioner needs for this staging at the request's current head."""
+    """Everything the provisioner needs for this staging at the request's current head.
+
+    `namespace` is the one the staging already lives in, if any: a renamed repository
+    keeps its staging's namespace rather than getting a second one.
+    """
     base_domain = repo.base_domain or config.staging.base_domain
     image_template = repo.image or config.staging.image
     if not image_template:
@@ -42,17 +51,16 @@ def build_target(
             f"no image configured for {pr.repo.full_name}: set staging.image or the "
             'repository\'s image in [[repos]], e.g. "registry.example.com/shop:{sha}"'
         )
-    host = naming.hostname(pr.repo.full_name, pr.number, base_domain)
+    host = naming.hostname(key, pr.repo.full_name, base_domain)
     return Target(
         key=key,
         repo=pr.repo.full_name,
         number=pr.number,
         sha=pr.head_sha,
         branch=pr.branch,
-        namespace=naming.namespace_name(
-            config.kubernetes.namespace_prefix, pr.repo.full_name, pr.number
-        ),
-        name=naming.staging_name(pr.repo.full_name, pr.number),
+        namespace=namespace
+        or naming.namespace_name(config.kubernetes.namespace_prefix, key, pr.repo.full_name),
+        name=naming.staging_name(key, pr.repo.full_name),
         hostname=host,
         url=f"{config.staging.url_scheme}://{host}/",
         image=image_for(image_template, pr),

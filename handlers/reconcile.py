@@ -101,7 +101,14 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
     repo = RepoRef(key.host, key.repo_id, record.get("repo"))
     pr = await host.get_pull(repo, key.number)
     try:
-        target = build_target(svc.config, repo_config, key, pr, record.get("redeploy_token"))
+        target = build_target(
+            svc.config,
+            repo_config,
+            key,
+            pr,
+            record.get("redeploy_token"),
+            namespace=record.get("namespace") if record.get("phase") != Phase.GONE else "",
+        )
     except PermanentError as exc:
         work = Work(svc, record, host, pr, None)
         if not pr.open or record.get("reported", "").startswith(f"failed|{pr.head_sha}|"):

@@ -38,8 +38,8 @@ from tests.helpers import (
 
 SHA1 = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # head of the fixture's pull request
 SHA2 = "5b4c0f3e9d2a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"
-NAMESPACE = "staging-hello-world-pr-2"
-URL = "https://hello-world-pr-2.staging.example.com/"
+NAMESPACE = "staging-hello-world-pr-2-0085"
+URL = "https://hello-world-pr-2-0085.staging.example.com/"
 T = TypeVar("T")
 
 

@@ -30,8 +30,8 @@ SHA1 = load_fixture("merge_request.open.json", host="gitlab")["object_attributes
 ]
 SHA2 = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
 HOOK_TOKEN = "gitlab-hook-token-e2e"
-NAMESPACE = "staging-gitlab-test-pr-1"
-URL = "https://gitlab-test-pr-1.staging.example.com/"
+NAMESPACE = "staging-gitlab-test-mr-1-7474"
+URL = "https://gitlab-test-mr-1-7474.staging.example.com/"
 
 
 @pytest.fixture

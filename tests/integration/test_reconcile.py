@@ -87,11 +87,13 @@ async def test_opened_pull_request_reports_progress_applies_then_reports_success
     assert await phase(svc) == Phase.RUNNING
     check = host.check_on(SHA1)
     assert check.state is CheckState.SUCCESS
-    assert check.url == "https://hello-world-pr-2.staging.example.com/"
+    assert check.url == "https://hello-world-pr-2-0085.staging.example.com/"
     (comment,) = host.comments.values()  # the same comment, edited
-    assert "running" in comment and "https://hello-world-pr-2.staging.example.com/" in comment
+    assert "running" in comment and "https://hello-world-pr-2-0085.staging.example.com/" in comment
     deployment_id, state, url = host.deployment_statuses[-1]
-    assert state is DeployState.SUCCESS and url == "https://hello-world-pr-2.staging.example.com/"
+    assert (
+        state is DeployState.SUCCESS and url == "https://hello-world-pr-2-0085.staging.example.com/"
+    )
     assert host.deployments[deployment_id] == ("pr-2", SHA1)
 
 
@@ -325,3 +327,14 @@ async def test_a_staging_that_cannot_be_built_says_why_on_the_request(svc: Servi
     await deliver(svc, "opened")
     await run(svc)
     assert host.calls.count("upsert_comment") == 1  # said once, not on every event
+
+
+async def test_a_renamed_repository_keeps_its_stagings_namespace(svc: Services) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    renamed = RepoRef("github", REPO_ID, "Codertocat/Hello-Universe")
+    host.pulls[2] = replace(host.pulls[2], repo=renamed, head_sha=SHA2)
+    await deliver(svc, "synchronize", SHA2)
+    await run(svc)
+    assert [t.namespace for t in prov.applied] == ["staging-hello-world-pr-2-0085"] * 2
