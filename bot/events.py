@@ -34,6 +34,7 @@ class Event:
     sender: str = ""
     merged: bool = False
     draft: bool = False
+    fork: bool = False
     installation_id: int | None = None
     comment_id: int | None = None
     comment_body: str = ""

@@ -49,6 +49,7 @@ class PullRequest:
     open: bool
     merged: bool = False
     draft: bool = False
+    fork: bool = False  # from another repository: never deployed without approval (commands)
 
 
 class Phase(enum.StrEnum):

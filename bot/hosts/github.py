@@ -149,6 +149,8 @@ class GitHubHost:
                 open=pr.state == "open",
                 merged=bool(pr.merged),
                 draft=bool(pr.draft),
+                # A deleted fork leaves no head repository: still a fork.
+                fork=pr.head.repo is None or pr.head.repo.id != pr.base.repo.id,
             )
 
         return await self._call(f"read {repo.full_name}#{number}", repo, work)

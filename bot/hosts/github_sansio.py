@@ -86,6 +86,7 @@ def _pull_request(payload: Mapping[str, Any]) -> Delivery:
                 sender=_login(payload.get("sender")),
                 merged=bool(pr.get("merged")),
                 draft=bool(pr.get("draft")),
+                fork=_is_fork(pr),
                 installation_id=_installation(payload),
             ),
         )
@@ -115,6 +116,13 @@ def _issue_comment(payload: Mapping[str, Any]) -> Delivery:
             ),
         )
     )
+
+
+def _is_fork(pr: Mapping[str, Any]) -> bool:
+    """Head in another repository than base (or in a deleted one: `head.repo` is null)."""
+    head_repo = (pr.get("head") or {}).get("repo")
+    base_repo = (pr.get("base") or {}).get("repo") or {}
+    return not isinstance(head_repo, dict) or head_repo.get("id") != base_repo.get("id")
 
 
 def _repo(payload: Mapping[str, Any]) -> RepoRef:

@@ -138,6 +138,7 @@ class GitLabHost:
                 open=mr["state"] == "opened",
                 merged=mr["state"] == "merged",
                 draft=bool(mr.get("draft") or mr.get("work_in_progress")),
+                fork=mr.get("source_project_id") != mr.get("target_project_id"),
             )
 
         return await self._call(f"read {repo.full_name}!{number}", work)

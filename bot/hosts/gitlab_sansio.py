@@ -96,6 +96,7 @@ def _merge_request(payload: Mapping[str, Any]) -> Delivery:
         sender=_username(payload.get("user")),
         merged=action == "merge",
         draft=bool(attributes.get("draft") or attributes.get("work_in_progress")),
+        fork=attributes.get("source_project_id") != attributes.get("target_project_id"),
     )
     return Delivery(events=(event,))
 

@@ -88,6 +88,7 @@ class _MergeRequest:
     draft: bool = False
     state: str = "opened"
     target_branch: str = "main"
+    source_project_id: int | None = None  # a fork's project; None: the project itself
 
 
 class _Error(Exception):
@@ -203,11 +204,19 @@ class FakeGitLab:
         title: str = "Update the README",
         draft: bool = False,
         author: str = "alice",
+        source_project_id: int | None = None,
     ) -> None:
         with self._lock:
             project = self._project_named(path)
             self._mrs[project.id, iid] = _MergeRequest(
-                project.id, iid, sha, branch, title, author, draft
+                project.id,
+                iid,
+                sha,
+                branch,
+                title,
+                author,
+                draft,
+                source_project_id=source_project_id,
             )
 
     def set_head(self, path: str, iid: int, sha: str) -> None:
@@ -415,7 +424,7 @@ class FakeGitLab:
             "sha": mr.sha,
             "source_branch": mr.branch,
             "target_branch": mr.target_branch,
-            "source_project_id": mr.project_id,
+            "source_project_id": mr.source_project_id or mr.project_id,
             "target_project_id": mr.project_id,
             "author": self._person(mr.author, 7),
             "web_url": web_url,

@@ -459,3 +459,9 @@ async def test_unreachable_github_is_temporary(fake: FakeGitHub) -> None:
     with pytest.raises(TemporaryError, match="cannot reach GitHub"):
         await host.get_pull(REF, 2)
     host.close()
+
+
+async def test_a_pull_request_from_a_fork_is_recognized(fake: FakeGitHub, app: GitHubHost) -> None:
+    assert not (await app.get_pull(REF, 2)).fork
+    fake.add_pull(REPO, 3, SHA2, branch="patch-1", fork_full_name="mallory/Hello-World")
+    assert (await app.get_pull(REF, 3)).fork

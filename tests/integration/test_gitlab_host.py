@@ -405,3 +405,11 @@ def test_the_fake_answers_by_url_encoded_path_and_lists_statuses(fake: FakeGitLa
         "web_url": f"{fake.url}/stagingbot",
     }
     client.session.close()
+
+
+async def test_a_merge_request_from_a_fork_is_recognized(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    assert not (await host.get_pull(REF, 12)).fork
+    fake.add_mr(PROJECT, 13, SHA2, branch="patch-1", source_project_id=4242)
+    assert (await host.get_pull(REF, 13)).fork

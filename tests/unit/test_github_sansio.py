@@ -192,3 +192,16 @@ def test_bodies_that_are_not_a_json_object_are_malformed(
 ) -> None:
     with pytest.raises(MalformedPayload, match=message):
         decode_body(body, content_type)
+
+
+def test_a_pull_request_from_a_fork_is_recognized() -> None:
+    payload = copy.deepcopy(load_fixture("pull_request.opened.json"))
+    (same,) = parse_delivery("pull_request", payload).events
+    assert not same.fork
+    payload["pull_request"]["head"]["repo"]["id"] = 999
+    payload["pull_request"]["head"]["repo"]["full_name"] = "mallory/Hello-World"
+    (fork,) = parse_delivery("pull_request", payload).events
+    assert fork.fork
+    payload["pull_request"]["head"]["repo"] = None  # the fork was deleted
+    (gone,) = parse_delivery("pull_request", payload).events
+    assert gone.fork

@@ -120,3 +120,12 @@ def test_delivery_identity_prefers_the_idempotency_key_then_uuid_with_object_id(
     )
     assert delivery_id({"x-gitlab-event-uuid": "u-1"}, payload) == "uuid:u-1:99"
     assert delivery_id({}, payload) == ""
+
+
+def test_a_merge_request_from_a_fork_is_recognized() -> None:
+    payload = copy.deepcopy(gitlab("merge_request.open.json"))
+    (same,) = parse_delivery("Merge Request Hook", payload).events
+    assert not same.fork
+    payload["object_attributes"]["source_project_id"] = 4242
+    (fork,) = parse_delivery("Merge Request Hook", payload).events
+    assert fork.fork
