@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Protocol
 
 from bot.model import CheckReport, DeployState, PullRequest, RepoRef
 
 STICKY_MARKER = "<!-- stagingbot:sticky -->"
 """Hidden marker in the bot's one sticky comment, so it finds and edits that comment."""
+
+
+# Host-neutral reactions to a command comment; each adapter maps them to its host's names.
+EYES = "eyes"
+"""Seen: the command was received and is being handled."""
+THUMBS_UP = "thumbs_up"
+"""Done: the command succeeded."""
+CONFUSED = "confused"
+"""Not understood, or refused."""
+REACTIONS = frozenset({EYES, THUMBS_UP, CONFUSED})
+
+
+class Access(IntEnum):
+    """What a user may do in a repository, ordered: compare with `>=`."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2  # may run commands
+    ADMIN = 3
+
+    @property
+    def may_run_commands(self) -> bool:
+        return self >= Access.WRITE
 
 
 class GitHost(Protocol):
@@ -47,4 +71,18 @@ class GitHost(Protocol):
         known_id: int | None,
     ) -> int:
         """Create (once per environment + SHA) a deployment and add a status to it; its id."""
+        ...
+
+    async def react(self, repo: RepoRef, number: int, comment_id: int, reaction: str) -> None:
+        """Add `reaction` (one of `REACTIONS`) to a comment on the request, at most once.
+
+        Raises `ValueError` for a reaction outside `REACTIONS` (a bug, not a host error).
+        """
+        ...
+
+    async def permission(self, repo: RepoRef, user: str) -> Access:
+        """What `user` (login / username) may do in `repo`, inherited roles included.
+
+        A stranger or an unknown account is `Access.NONE`, not an error.
+        """
         ...

@@ -1,4 +1,4 @@
-"""The GitHub adapter of `GitHost`: check runs or commit statuses, the sticky comment, deployments.
+"""The GitHub adapter of `GitHost`: checks or statuses, the sticky comment, deployments, commands.
 
 PyGithub is synchronous (`requests`): every call runs in a thread via `asyncio.to_thread`.
 """
@@ -22,7 +22,7 @@ from github.Repository import Repository
 
 from bot.config import ConfigError, GitHubConfig
 from bot.errors import TemporaryError, classify_http
-from bot.hosts.base import STICKY_MARKER
+from bot.hosts.base import CONFUSED, EYES, REACTIONS, STICKY_MARKER, THUMBS_UP, Access
 from bot.model import CheckReport, CheckState, DeployState, PullRequest, RepoRef
 
 T = TypeVar("T")
@@ -45,6 +45,13 @@ STATUS_STATES = {
     CheckState.FAILURE: "failure",
     CheckState.CANCELLED: "error",
 }
+# https://docs.github.com/en/rest/reactions/reactions#about-reactions
+REACTION_CONTENT = {EYES: "eyes", THUMBS_UP: "+1", CONFUSED: "confused"}
+# The legacy `permission` field folds every role (custom ones included) into its base:
+# maintain reads "write", triage reads "read". Writers may run commands, so one request
+# is enough; a maintainer is WRITE, not ADMIN.
+# https://docs.github.com/en/rest/collaborators/collaborators#get-repository-permissions-for-a-user
+PERMISSIONS = {"admin": Access.ADMIN, "write": Access.WRITE, "read": Access.READ}
 # https://github.blog/engineering/platform-security/behind-githubs-new-authentication-token-formats/
 TOKEN_PATTERN = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
 REDACTED = "[redacted]"
@@ -194,6 +201,30 @@ class GitHubHost:
             return self._deploy(r, environment, sha, status, known_id)
 
         return await self._call(what, repo, work)
+
+    async def react(self, repo: RepoRef, number: int, comment_id: int, reaction: str) -> None:
+        if reaction not in REACTIONS:
+            raise ValueError(f"unknown reaction {reaction!r}")
+        content = REACTION_CONTENT[reaction]
+
+        def work(r: Repository) -> None:
+            # GitHub answers 200 with the existing reaction for a duplicate: idempotent.
+            r.get_issue(number).get_comment(comment_id).create_reaction(content)
+
+        what = f"react {content} on {repo.full_name}#{number} comment {comment_id}"
+        await self._call(what, repo, work)
+
+    async def permission(self, repo: RepoRef, user: str) -> Access:
+        def work(r: Repository) -> Access:
+            try:
+                return PERMISSIONS.get(r.get_collaborator_permission(user), Access.NONE)
+            except UnknownObjectException:
+                # GitHub answers the same 404 for an unknown user and a missing repository:
+                # reading the repository raises (and is mapped) when it is the one missing.
+                _ = r.full_name
+                return Access.NONE
+
+        return await self._call(f"read {user}'s permission on {repo.full_name}", repo, work)
 
     # -- the work, in a thread -----------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The GitLab adapter of `GitHost`: a commit status, the sticky MR note, a review environment.
+"""The GitLab adapter of `GitHost`: commit status, sticky MR note, review environment, commands.
 
 python-gitlab is synchronous (`requests`): every call runs in a thread via `asyncio.to_thread`.
 """
@@ -18,7 +18,7 @@ from gitlab.v4.objects import Project
 
 from bot.config import ConfigError, GitLabConfig
 from bot.errors import TemporaryError, classify_http
-from bot.hosts.base import STICKY_MARKER
+from bot.hosts.base import CONFUSED, EYES, REACTIONS, STICKY_MARKER, THUMBS_UP, Access
 from bot.hosts.github import REDACTED, clip
 from bot.model import CheckReport, CheckState, DeployState, PullRequest, RepoRef
 
@@ -37,6 +37,15 @@ STATUS_STATES = {
 # GitLab refuses to move a pending/running status to the state it is already in:
 # 400 "Cannot transition status via :run from :running". The status is what we wanted.
 SAME_STATE = "Cannot transition status"
+# https://docs.gitlab.com/api/emoji_reactions/ (award emoji names)
+AWARD_NAMES = {EYES: "eyes", THUMBS_UP: "thumbsup", CONFUSED: "confused"}
+# A duplicate award is refused with "Name has already been taken" (404 through the
+# API's not_found!, 400 in some versions): the reaction is there, which is what we wanted.
+ALREADY_TAKEN = "has already been taken"
+# https://docs.gitlab.com/api/members/#roles: 50 owner, 40 maintainer, 30 developer,
+# 20 reporter, 15 planner, 10 guest, 5 minimal access. Developers may run commands.
+ADMIN_LEVEL = 40
+WRITE_LEVEL = 30
 # https://docs.gitlab.com/security/tokens/#token-prefixes
 TOKEN_PATTERN = re.compile(
     r"\bgl(?:pat|oas|dt|rt|rtr|cbt|ptt|ft|imt|agent|soat|ffct|wt|sst)-[A-Za-z0-9_.\-]{20,}"
@@ -71,6 +80,15 @@ class _Client(gitlab.Gitlab):
     def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.update(obey_rate_limit=False, retry_transient_errors=False, max_retries=0)
         return super().http_request(verb, path, *args, **kwargs)
+
+
+def level_access(level: int) -> Access:
+    """The host-neutral access of a GitLab access level."""
+    if level >= ADMIN_LEVEL:
+        return Access.ADMIN
+    if level >= WRITE_LEVEL:
+        return Access.WRITE
+    return Access.READ if level > 0 else Access.NONE
 
 
 def error_message(exc: GitlabError) -> str:
@@ -108,6 +126,7 @@ class GitLabHost:
         self._lock = threading.Lock()  # guards the fields below
         self._username: str | None = None
         self._notes: dict[tuple[int, int], threading.Lock] = {}  # one sticky upsert per MR
+        self._user_ids: dict[str, int] = {}  # username -> user id (ids never change)
 
     @classmethod
     def from_config(cls, config: GitLabConfig, *, timeout: int = 15) -> GitLabHost:
@@ -198,6 +217,41 @@ class GitLabHost:
         return await self._call(
             what, lambda: self._ensure(repo, environment, self._scrub(url), known_id)
         )
+
+    async def react(self, repo: RepoRef, number: int, comment_id: int, reaction: str) -> None:
+        if reaction not in REACTIONS:
+            raise ValueError(f"unknown reaction {reaction!r}")
+        name = AWARD_NAMES[reaction]
+
+        def work() -> None:
+            mr = self._project(repo).mergerequests.get(number, lazy=True)
+            try:
+                mr.notes.get(comment_id, lazy=True).awardemojis.create({"name": name})
+            except GitlabError as exc:
+                taken = ALREADY_TAKEN in error_message(exc)
+                if exc.response_code not in (400, 404) or not taken:
+                    raise
+
+        await self._call(f"award {name} on {repo.full_name}!{number} note {comment_id}", work)
+
+    async def permission(self, repo: RepoRef, user: str) -> Access:
+        def work() -> Access:
+            user_id = self._user_id(user)
+            if user_id is None:
+                return Access.NONE
+            try:
+                # members/all: direct members and those inherited from the project's groups.
+                member = self._project(repo).members_all.get(user_id)
+            except GitlabError as exc:
+                if exc.response_code != 404:
+                    raise
+                # The same 404 answers a non-member and a missing project: reading the
+                # project raises (and is mapped) when it is the one missing.
+                self._path(repo)
+                return Access.NONE
+            return level_access(int(member.attributes.get("access_level") or 0))
+
+        return await self._call(f"read {user}'s access to {repo.full_name}", work)
 
     # -- the work, in a thread -----------------------------------------------------------
 
@@ -308,6 +362,19 @@ class GitLabHost:
         except GitlabError as exc:
             if exc.response_code != 404:  # already gone is what we wanted
                 raise
+
+    def _user_id(self, username: str) -> int | None:
+        """The id of `username`, looked up once; None when there is no such user."""
+        with self._lock:
+            known = self._user_ids.get(username.lower())
+        if known is None:
+            found = self._gl.users.list(username=username, get_all=False)
+            if not found:
+                return None  # not cached: the account may be created later
+            known = int(found[0].get_id() or 0)
+            with self._lock:
+                self._user_ids[username.lower()] = known
+        return known
 
     def _own_username(self) -> str:
         """The username the bot's notes carry: the token's user, learnt once."""

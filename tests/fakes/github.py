@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -42,6 +42,16 @@ DEFAULT_MESSAGES = {
 PERSONAL_CHECKS = "Resource not accessible by personal access token"
 DEPLOY_STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
 STATUS_STATES = {"error", "failure", "pending", "success"}
+REACTIONS = {"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"}
+# The legacy `permission` field reports each role's base permission.
+BASE_PERMISSION = {
+    "admin": "admin",
+    "maintain": "write",
+    "write": "write",
+    "triage": "read",
+    "read": "read",
+    "none": "none",
+}
 
 
 @functools.cache
@@ -172,6 +182,9 @@ class FakeGitHub:
         self._check_runs: dict[int, Json] = {}
         self._statuses: dict[int, list[Json]] = {}  # repo id -> newest last
         self._comments: dict[int, Json] = {}
+        self._reactions: dict[int, list[Json]] = {}  # comment id -> reactions
+        self._users: set[str] = {personal_login.lower(), f"{app_slug}[bot]"}
+        self._roles: dict[tuple[int, str], str] = {}  # (repo id, lower login) -> role
         self._deployments: dict[int, Json] = {}
         self._deployment_statuses: dict[int, list[Json]] = {}
         self._failures: list[_Failure] = []
@@ -275,6 +288,22 @@ class FakeGitHub:
             repo = self._repo_named(full_name)
             user = {"login": login, "id": 7, "type": "Bot" if "[bot]" in login else "User"}
             return int(self._new_comment(repo, number, body, user, None)["id"])
+
+    def add_user(self, login: str) -> None:
+        """An account that exists on GitHub, with no role in any repository."""
+        with self._lock:
+            self._users.add(login.lower())
+
+    def set_role(self, full_name: str, login: str, role: str) -> None:
+        """`login`'s role in the repository: admin, maintain, write, triage, read or none."""
+        assert role in BASE_PERMISSION, role
+        with self._lock:
+            self._users.add(login.lower())
+            self._roles[self._repo_named(full_name).id, login.lower()] = role
+
+    def reactions(self, comment_id: int) -> list[Json]:
+        with self._lock:
+            return [dict(r) for r in self._reactions.get(comment_id, [])]
 
     def fail_next(
         self,
@@ -856,6 +885,53 @@ class FakeGitHub:
         comment.update(body=body, updated_at=_now())
         return _Response(200, self._comment_json(comment))
 
+    def _create_reaction(self, request: _Request) -> _Response:
+        comment = self._comment(request)
+        content = (request.body or {}).get("content")
+        if content not in REACTIONS:
+            raise _Error(422)
+        user = self._user(request.caller)
+        reactions = self._reactions.setdefault(comment["id"], [])
+        for reaction in reactions:
+            # https://docs.github.com/en/rest/reactions/reactions#create-reaction-for-an-issue-comment
+            # "200 Reaction exists": the same user's same reaction is not added twice.
+            if reaction["content"] == content and reaction["user"]["login"] == user["login"]:
+                return _Response(200, reaction)
+        rid = next(self._ids)
+        reaction = {
+            "id": rid,
+            "node_id": f"REA_{rid}",
+            "user": user,
+            "content": content,
+            "created_at": _now(),
+        }
+        reactions.append(reaction)
+        return _Response(201, reaction)
+
+    def _get_permission(self, request: _Request) -> _Response:
+        assert request.repo is not None
+        login = unquote(request.match["login"])
+        if login.lower() not in self._users:
+            raise _Error(404)
+        role = self._roles.get((request.repo.id, login.lower()), "none")
+        permission = BASE_PERMISSION[role]
+        user = {
+            "login": login,
+            "id": 100_000 + len(login),
+            "type": "User",
+            "site_admin": False,
+            "url": self._api(f"/users/{login}"),
+            "permissions": {
+                "admin": role == "admin",
+                "maintain": role in ("admin", "maintain"),
+                "push": permission in ("admin", "write"),
+                "triage": role in ("admin", "maintain", "write", "triage"),
+                "pull": permission != "none",
+            },
+            "role_name": role,
+        }
+        return _Response(200, {"permission": permission, "role_name": role, "user": user})
+
     def _deployment_json(self, deployment: Json) -> Json:
         return {k: v for k, v in deployment.items() if not k.startswith("_")}
 
@@ -1003,6 +1079,8 @@ REPO_ROUTES: list[tuple[str, str, Handler]] = [
     (r"/issues/(?P<number>\d+)/comments", "POST", FakeGitHub._create_comment),
     (r"/issues/comments/(?P<id>\d+)", "GET", FakeGitHub._get_comment),
     (r"/issues/comments/(?P<id>\d+)", "PATCH", FakeGitHub._update_comment),
+    (r"/issues/comments/(?P<id>\d+)/reactions", "POST", FakeGitHub._create_reaction),
+    (r"/collaborators/(?P<login>[^/]+)/permission", "GET", FakeGitHub._get_permission),
     (r"/deployments", "GET", FakeGitHub._list_deployments),
     (r"/deployments", "POST", FakeGitHub._create_deployment),
     (r"/deployments/(?P<id>\d+)", "GET", FakeGitHub._get_deployment),

@@ -4,7 +4,8 @@ It speaks the wire protocol python-gitlab expects (response shapes from
 https://docs.gitlab.com/api/rest/), authenticates with `PRIVATE-TOKEN`, addresses a
 project by numeric id or URL-encoded path, refuses what GitLab refuses (a commit status
 posted twice in the same state, deleting an available environment, a duplicate
-environment name) and records every request so tests can count calls.
+environment name, a duplicate award emoji), resolves members inherited from the
+project's groups, and records every request so tests can count calls.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ DEFAULT_MESSAGES = {
     502: "502 Bad Gateway",
     503: "503 Service Unavailable",
 }
+AWARD_NAMES = {"thumbsup", "thumbsdown", "eyes", "confused", "tada", "rocket", "heart"}
 STATUS_STATES = {"pending", "running", "success", "failed", "canceled", "skipped"}
 FINISHED = {"success", "failed", "canceled", "skipped"}
 # GitLab names the state-machine event after the target state in its refusal.
@@ -137,6 +139,9 @@ class FakeGitLab:
         self._notes: dict[int, Json] = {}
         self._statuses: list[Json] = []
         self._environments: dict[int, Json] = {}
+        self._users: dict[str, Json] = {username.lower(): self._person(username, user_id)}
+        self._members: dict[str, dict[int, int]] = {}  # group or project path -> id -> level
+        self._awards: dict[int, list[Json]] = {}  # note id -> award emoji
         self._failures: list[_Failure] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -232,6 +237,20 @@ class FakeGitLab:
         with self._lock:
             project = self._project_named(path)
             return int(self._new_note(project, iid, body, username, 7)["id"])
+
+    def add_user(self, username: str, id: int) -> None:
+        with self._lock:
+            self._users[username.lower()] = self._person(username, id)
+
+    def add_member(self, path: str, username: str, access_level: int) -> None:
+        """Make `username` a member of the group or project `path` (e.g. 40: maintainer)."""
+        with self._lock:
+            user_id = int(self._users[username.lower()]["id"])
+            self._members.setdefault(path.lower(), {})[user_id] = access_level
+
+    def awards(self, note_id: int) -> list[Json]:
+        with self._lock:
+            return [dict(a) for a in self._awards.get(note_id, [])]
 
     def fail_next(
         self,
@@ -334,6 +353,8 @@ class FakeGitLab:
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> _Response:
         if path == "/api/v4/user" and method == "GET":
             return _Response(200, self._user())
+        if path == "/api/v4/users" and method == "GET":
+            return self._list_users(query)
         m = re.fullmatch(r"/api/v4/projects/([^/]+)(/.*)?", path)
         if m is None:
             raise _Error(404)
@@ -476,6 +497,25 @@ class FakeGitLab:
             raise _Error(404, "404 Not found")
         return note
 
+    def _member(self, project: _Project, user_id: int, inherited: bool) -> Json:
+        """The user's membership: direct, or (inherited) the highest through any ancestor."""
+        parts = project.path.lower().split("/")
+        paths = [project.path.lower()]
+        if inherited:
+            paths += ["/".join(parts[:n]) for n in range(1, len(parts))]
+        levels = [self._members.get(p, {}).get(user_id, 0) for p in paths]
+        user = next((u for u in self._users.values() if u["id"] == user_id), None)
+        if user is None or max(levels) == 0:
+            raise _Error(404, "404 Not found")
+        return {
+            **user,
+            "web_url": f"{self.url}/{user['username']}",
+            "access_level": max(levels),
+            "created_at": "2024-01-01T00:00:00.000Z",
+            "expires_at": None,
+            "membership_state": "active",
+        }
+
     def _environment(self, request: _Request) -> Json:
         env = self._environments.get(int(request.match["id"]))
         if env is None or env["_project"] != request.project.id:
@@ -520,6 +560,45 @@ class FakeGitLab:
             note["body"] = request.body["body"]
             note["updated_at"] = _now()
         return _Response(200, self._public(note))
+
+    def _list_users(self, query: dict[str, str]) -> _Response:
+        wanted = query.get("username", "").lower()
+        found = [
+            {**u, "web_url": f"{self.url}/{u['username']}"}
+            for u in self._users.values()
+            if not wanted or u["username"].lower() == wanted
+        ]
+        headers = {"X-Page": "1", "X-Per-Page": "20", "X-Total": str(len(found))}
+        return _Response(200, found[:20], {**headers, "X-Total-Pages": "1", "X-Next-Page": ""})
+
+    def _get_member(self, request: _Request) -> _Response:
+        return _Response(200, self._member(request.project, int(request.match["uid"]), False))
+
+    def _get_member_all(self, request: _Request) -> _Response:
+        return _Response(200, self._member(request.project, int(request.match["uid"]), True))
+
+    def _award_note(self, request: _Request) -> _Response:
+        note = self._note(request)
+        name = request.body.get("name")
+        if not name:
+            raise _Error(400, "400 Bad request - name is missing")
+        # lib/api/award_emoji.rb answers a refused award with not_found!("Award Emoji ...").
+        if name not in AWARD_NAMES:
+            raise _Error(404, "404 Award Emoji Name is not a valid emoji name Not Found")
+        awards = self._awards.setdefault(note["id"], [])
+        if any(a["name"] == name and a["user"]["id"] == self.user_id for a in awards):
+            raise _Error(404, "404 Award Emoji Name has already been taken Not Found")
+        award = {
+            "id": next(self._ids),
+            "name": name,
+            "user": self._person(self.username, self.user_id),
+            "created_at": _now(),
+            "updated_at": _now(),
+            "awardable_id": note["id"],
+            "awardable_type": "Note",
+        }
+        awards.append(award)
+        return _Response(201, award)
 
     def _create_status(self, request: _Request) -> _Response:
         body, sha = request.body, request.match["sha"]
@@ -648,6 +727,13 @@ ROUTES: list[tuple[str, str, Handler]] = [
     (r"/merge_requests/(?P<iid>\d+)/notes", "POST", FakeGitLab._create_note),
     (r"/merge_requests/(?P<iid>\d+)/notes/(?P<id>\d+)", "GET", FakeGitLab._get_note),
     (r"/merge_requests/(?P<iid>\d+)/notes/(?P<id>\d+)", "PUT", FakeGitLab._update_note),
+    (
+        r"/merge_requests/(?P<iid>\d+)/notes/(?P<id>\d+)/award_emoji",
+        "POST",
+        FakeGitLab._award_note,
+    ),
+    (r"/members/(?P<uid>\d+)", "GET", FakeGitLab._get_member),
+    (r"/members/all/(?P<uid>\d+)", "GET", FakeGitLab._get_member_all),
     (rf"/statuses/{SHA}", "POST", FakeGitLab._create_status),
     (rf"/repository/commits/{SHA}/statuses", "GET", FakeGitLab._list_statuses),
     (r"/environments", "GET", FakeGitLab._list_environments),

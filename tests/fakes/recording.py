@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.errors import PermanentError, TemporaryError
+from bot.hosts.base import REACTIONS, Access
 from bot.model import CheckReport, DeployState, PullRequest, RepoRef, Rollout, Target
 
 
@@ -20,6 +21,8 @@ class RecordingHost:
     comments: dict[int, str] = field(default_factory=dict)
     deployments: dict[int, tuple[str, str]] = field(default_factory=dict)
     deployment_statuses: list[tuple[int, DeployState, str]] = field(default_factory=list)
+    reactions: list[tuple[int, str]] = field(default_factory=list)  # (comment id, reaction)
+    access: dict[str, Access] = field(default_factory=dict)  # username -> access; else NONE
     calls: list[str] = field(default_factory=list)
     fail_next: list[Exception] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(100))
@@ -88,6 +91,17 @@ class RecordingHost:
         self.deployments[deployment_id] = (environment, sha)
         self.deployment_statuses.append((deployment_id, state, url))
         return deployment_id
+
+    async def react(self, repo: RepoRef, number: int, comment_id: int, reaction: str) -> None:
+        if reaction not in REACTIONS:
+            raise ValueError(f"unknown reaction {reaction!r}")
+        self._call("react")
+        if (comment_id, reaction) not in self.reactions:  # like the hosts: once per reaction
+            self.reactions.append((comment_id, reaction))
+
+    async def permission(self, repo: RepoRef, user: str) -> Access:
+        self._call("permission")
+        return self.access.get(user, Access.NONE)
 
     def check_on(self, sha: str) -> CheckReport:
         (check,) = [c for s, c in self.checks.values() if s == sha]

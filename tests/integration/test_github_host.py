@@ -11,7 +11,7 @@ import pytest
 
 from bot.config import ConfigError, GitHubConfig, Secret
 from bot.errors import PermanentError, TemporaryError
-from bot.hosts.base import STICKY_MARKER, GitHost
+from bot.hosts.base import CONFUSED, EYES, STICKY_MARKER, THUMBS_UP, Access, GitHost
 from bot.hosts.github import GitHubHost
 from bot.model import CheckReport, CheckState, DeployState, RepoRef
 from tests.fakes.github import FakeGitHub, iter_tokens
@@ -391,6 +391,114 @@ async def test_deployment_found_by_environment_and_sha_when_id_unknown(
     assert (inactive["state"], inactive["environment_url"]) == ("inactive", "")
     (lookup, *_) = fake.calls("GET", "/deployments$")
     assert lookup.query == {"sha": SHA1, "environment": "pr-2"}
+
+
+# -- reacting to a command comment -----------------------------------------------------
+
+
+async def test_reacting_twice_leaves_one_reaction(fake: FakeGitHub, app: GitHubHost) -> None:
+    comment_id = fake.add_comment(REPO, 2, "/staging redeploy", "Codertocat")
+
+    await app.react(REF, 2, comment_id, EYES)
+    await app.react(REF, 2, comment_id, EYES)  # a retried job
+
+    assert [(r["content"], r["user"]["login"]) for r in fake.reactions(comment_id)] == [
+        ("eyes", "stagingbot[bot]")
+    ]
+    posts = fake.calls("POST", "/reactions$")
+    assert [r.path for r in posts] == [
+        f"/repositories/{REPO_ID}/issues/comments/{comment_id}/reactions"  # by id, lazily
+    ] * 2
+    assert [r.status for r in posts] == [201, 200]
+    # Lazily: the comment is not read before reacting to it.
+    assert [r.method for r in fake.requests if r.auth == "installation"] == ["POST", "POST"]
+
+
+@pytest.mark.parametrize(("reaction", "content"), [(THUMBS_UP, "+1"), (CONFUSED, "confused")])
+async def test_each_reaction_is_sent_under_githubs_name(
+    fake: FakeGitHub, personal: GitHubHost, reaction: str, content: str
+) -> None:
+    comment_id = fake.add_comment(REPO, 2, "/staging destroy", "Codertocat")
+
+    await personal.react(REF, 2, comment_id, reaction)
+
+    assert [r["content"] for r in fake.reactions(comment_id)] == [content]
+
+
+async def test_reacting_to_a_deleted_comment_is_permanent(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    with pytest.raises(PermanentError, match="404"):
+        await app.react(REF, 2, 999_999, EYES)
+
+
+async def test_an_unknown_reaction_is_refused_before_any_request(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    with pytest.raises(ValueError, match="heart"):
+        await app.react(REF, 2, 1, "heart")
+    assert not fake.requests
+
+
+# -- who may run commands --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "access"),
+    [
+        ("admin", Access.ADMIN),
+        ("maintain", Access.WRITE),  # GitHub's `permission` folds maintain into write
+        ("write", Access.WRITE),
+        ("triage", Access.READ),
+        ("read", Access.READ),
+        ("none", Access.NONE),
+    ],
+)
+async def test_a_collaborators_role_decides_their_access(
+    fake: FakeGitHub, app: GitHubHost, role: str, access: Access
+) -> None:
+    fake.set_role(REPO, "hubot", role)
+
+    assert await app.permission(REF, "hubot") is access
+    assert (await app.permission(REF, "hubot")).may_run_commands is (access >= Access.WRITE)
+    assert {r.path for r in fake.calls("GET", "/permission$")} == {
+        f"/repositories/{REPO_ID}/collaborators/hubot/permission"
+    }
+
+
+async def test_writers_may_run_commands_and_readers_may_not(
+    fake: FakeGitHub, personal: GitHubHost
+) -> None:
+    fake.set_role(REPO, "writer", "write")
+    fake.set_role(REPO, "reader", "read")
+
+    assert (await personal.permission(REF, "writer")).may_run_commands
+    assert not (await personal.permission(REF, "reader")).may_run_commands
+
+
+async def test_a_stranger_has_no_access(fake: FakeGitHub, app: GitHubHost) -> None:
+    fake.add_user("mallory")
+
+    assert await app.permission(REF, "mallory") is Access.NONE  # 200 "none"
+    assert await app.permission(REF, "no-such-user") is Access.NONE  # 404
+
+
+async def test_a_missing_repository_is_not_mistaken_for_a_stranger(
+    fake: FakeGitHub, personal: GitHubHost
+) -> None:
+    gone = RepoRef("github", 5, "acme/gone")
+
+    with pytest.raises(PermanentError, match="404"):
+        await personal.permission(gone, "Codertocat")
+
+
+async def test_a_failing_permission_check_is_temporary(fake: FakeGitHub, app: GitHubHost) -> None:
+    fake.set_role(REPO, "hubot", "write")
+    fake.fail_next(502, path="/permission$")
+
+    with pytest.raises(TemporaryError, match="502"):
+        await app.permission(REF, "hubot")
+    assert await app.permission(REF, "hubot") is Access.WRITE
 
 
 # -- errors ----------------------------------------------------------------------------

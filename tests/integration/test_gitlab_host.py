@@ -11,7 +11,7 @@ import pytest
 
 from bot.config import ConfigError, GitLabConfig, Secret
 from bot.errors import PermanentError, TemporaryError
-from bot.hosts.base import STICKY_MARKER, GitHost
+from bot.hosts.base import CONFUSED, EYES, STICKY_MARKER, THUMBS_UP, Access, GitHost
 from bot.hosts.gitlab import GitLabHost
 from bot.model import CheckReport, CheckState, DeployState, RepoRef
 from tests.fakes.gitlab import FakeGitLab
@@ -315,6 +315,136 @@ async def test_inactive_without_an_environment_changes_nothing(
 ) -> None:
     assert await host.report_deployment(REF, ENV, SHA1, DeployState.INACTIVE, "", "x", None) == 0
     assert fake.environments(PROJECT) == []
+
+
+# -- reacting to a command note --------------------------------------------------------
+
+
+async def test_reacting_twice_leaves_one_reaction(fake: FakeGitLab, host: GitLabHost) -> None:
+    note_id = fake.add_note(PROJECT, 12, "/staging redeploy", "alice")
+
+    await host.react(REF, 12, note_id, EYES)
+    await host.react(REF, 12, note_id, EYES)  # a retried job: "has already been taken"
+
+    assert [(a["name"], a["user"]["username"]) for a in fake.awards(note_id)] == [
+        ("eyes", "stagingbot")
+    ]
+    path = f"/api/v4/projects/{PROJECT_ID}/merge_requests/12/notes/{note_id}/award_emoji"
+    assert [(r.method, r.path, r.status) for r in fake.requests] == [
+        ("POST", path, 201),  # lazily: neither the project, the MR nor the note is read
+        ("POST", path, 404),
+    ]
+
+
+@pytest.mark.parametrize(("reaction", "name"), [(THUMBS_UP, "thumbsup"), (CONFUSED, "confused")])
+async def test_each_reaction_is_sent_under_gitlabs_name(
+    fake: FakeGitLab, host: GitLabHost, reaction: str, name: str
+) -> None:
+    note_id = fake.add_note(PROJECT, 12, "/staging destroy", "alice")
+
+    await host.react(REF, 12, note_id, reaction)
+
+    assert [a["name"] for a in fake.awards(note_id)] == [name]
+
+
+async def test_reacting_to_a_deleted_note_is_permanent(fake: FakeGitLab, host: GitLabHost) -> None:
+    with pytest.raises(PermanentError, match="404"):
+        await host.react(REF, 12, 999_999, EYES)
+
+
+async def test_an_unknown_reaction_is_refused_before_any_request(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    with pytest.raises(ValueError, match="heart"):
+        await host.react(REF, 12, 1, "heart")
+    assert not fake.requests
+
+
+# -- who may run commands --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("level", "access"),
+    [
+        (50, Access.ADMIN),  # owner
+        (40, Access.ADMIN),  # maintainer
+        (30, Access.WRITE),  # developer
+        (20, Access.READ),  # reporter
+        (10, Access.READ),  # guest
+        (5, Access.READ),  # minimal access
+    ],
+)
+async def test_a_project_members_role_decides_their_access(
+    fake: FakeGitLab, host: GitLabHost, level: int, access: Access
+) -> None:
+    fake.add_user("bob", 31)
+    fake.add_member(PROJECT, "bob", level)
+
+    assert await host.permission(REF, "bob") is access
+    assert (await host.permission(REF, "bob")).may_run_commands is (level >= 30)
+
+
+async def test_an_inherited_group_maintainer_may_run_commands(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    fake.add_user("carol", 32)
+    fake.add_member("acme", "carol", 40)  # a member of the group, not of the project
+
+    access = await host.permission(REF, "carol")
+
+    assert access is Access.ADMIN and access.may_run_commands
+    assert [(r.method, r.path, r.query) for r in fake.requests] == [
+        ("GET", "/api/v4/users", {"username": "carol"}),
+        ("GET", f"/api/v4/projects/{PROJECT_ID}/members/all/32", {}),
+    ]
+
+
+async def test_the_higher_of_a_direct_and_an_inherited_role_counts(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    fake.add_user("dave", 33)
+    fake.add_member("acme", "dave", 30)
+    fake.add_member(PROJECT, "dave", 20)
+
+    assert await host.permission(REF, "dave") is Access.WRITE
+
+
+async def test_a_stranger_has_no_access(fake: FakeGitLab, host: GitLabHost) -> None:
+    fake.add_user("mallory", 66)
+
+    assert await host.permission(REF, "mallory") is Access.NONE  # members/all: 404
+    assert await host.permission(REF, "no-such-user") is Access.NONE  # /users: []
+    assert not fake.calls(path="/members/all/0")
+
+
+async def test_a_users_id_is_looked_up_once(fake: FakeGitLab, host: GitLabHost) -> None:
+    fake.add_user("bob", 31)
+    fake.add_member(PROJECT, "bob", 30)
+
+    await host.permission(REF, "bob")
+    await host.permission(REF, "Bob")
+
+    assert len(fake.calls("GET", "/users$")) == 1
+    assert len(fake.calls("GET", "/members/all/31$")) == 2  # access itself is never cached
+
+
+async def test_a_failing_member_lookup_is_temporary(fake: FakeGitLab, host: GitLabHost) -> None:
+    fake.add_user("bob", 31)
+    fake.add_member(PROJECT, "bob", 30)
+    fake.fail_next(503, path="/members/all/")
+
+    with pytest.raises(TemporaryError, match="503"):
+        await host.permission(REF, "bob")
+    assert await host.permission(REF, "bob") is Access.WRITE
+
+
+async def test_a_missing_project_is_not_mistaken_for_a_stranger(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    fake.add_user("bob", 31)
+
+    with pytest.raises(PermanentError, match="404"):
+        await host.permission(RepoRef("gitlab", 5, "acme/gone"), "bob")
 
 
 # -- errors ----------------------------------------------------------------------------

@@ -121,3 +121,21 @@ def test_fail_next_answers_matching_requests_and_records_them(fake: FakeGitHub) 
         (403, "personal"),
         (200, "personal"),
     ]
+
+
+def test_reactions_and_permissions_need_a_credential_the_repository_accepts(
+    fake: FakeGitHub,
+) -> None:
+    comment_id = fake.add_comment(REPO, 1, "/staging redeploy", "alice")
+    fake.set_role(REPO, "alice", "maintain")
+    token = f"token {fake.personal_token}"
+    react = f"/repos/{REPO}/issues/comments/{comment_id}/reactions"
+
+    assert call(fake, "POST", react, "", json={"content": "eyes"}).status_code == 401
+    assert call(fake, "POST", react, f"Bearer {app_jwt(fake)}", json={}).status_code == 403
+    assert call(fake, "POST", react, token, json={"content": "eyes!"}).status_code == 422
+    assert call(fake, "GET", f"/repos/{REPO}/collaborators/alice/permission", "").status_code == 401
+
+    answer = call(fake, "GET", "/repositories/10/collaborators/alice/permission", token).json()
+    assert (answer["permission"], answer["role_name"]) == ("write", "maintain")
+    assert answer["user"]["permissions"]["maintain"] and not answer["user"]["permissions"]["admin"]
