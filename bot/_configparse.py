@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["str", "str?", "int", "int?", "float", "duration", "bool", "secret"]
+Kind = Literal[
+    "str", "str?", "int", "int?", "float", "duration", "bool", "bool?", "secret", "list", "list?"
+]
 
 EXPECTED: dict[Kind, str] = {
     "str": "a string",
@@ -27,7 +29,10 @@ EXPECTED: dict[Kind, str] = {
     "float": "a number",
     "duration": 'a number of seconds or a duration like "90s", "5m", "3h", "14d"',
     "bool": "true or false",
+    "bool?": "true or false",
     "secret": "a string",
+    "list": "a list of strings",
+    "list?": "a list of strings",
 }
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
@@ -38,6 +43,7 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_ENV_KEY = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 class Invalid(ValueError):
@@ -61,13 +67,15 @@ def _wrong(kind: Kind, value: object) -> Invalid:
 
 def from_toml(kind: Kind, value: object) -> object:
     """Check a value read from TOML (or JSON) against its kind; numbers widen to float."""
-    if kind in ("str?", "int?") and value is None:  # JSON null in STAGINGBOT_REPOS: unset
+    if kind in ("str?", "int?", "bool?", "list?") and value is None:  # JSON null: unset
         return None
+    if kind in ("list", "list?") and isinstance(value, list):
+        return _strings(value)
     if kind in ("str", "str?", "secret") and isinstance(value, str):
         return value
     if kind in ("int", "int?") and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if kind == "bool" and isinstance(value, bool):
+    if kind in ("bool", "bool?") and isinstance(value, bool):
         return value
     is_number = isinstance(value, int | float) and not isinstance(value, bool)  # true isn't 1s
     if kind in ("float", "duration") and is_number and isinstance(value, int | float):
@@ -77,19 +85,32 @@ def from_toml(kind: Kind, value: object) -> object:
     raise _wrong(kind, value)
 
 
+def _strings(items: list[object]) -> tuple[str, ...]:
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise Invalid(f"expected a list of strings, element {index} is {show(item)}")
+    return tuple(str(item) for item in items)
+
+
 def from_env(kind: Kind, text: str) -> object:
-    """Convert an environment variable's text to its kind; "" unsets an optional value."""
+    """Convert an environment variable's text to its kind; "" unsets an optional value.
+
+    A list is comma-separated ("dependabot[bot],renovate[bot]"), blanks around each item
+    dropped; "" is the empty list.
+    """
     if kind in ("str", "secret"):
         return text
-    if kind in ("str?", "int?") and text == "":
+    if kind in ("str?", "int?", "bool?", "list?") and text == "":
         return None
+    if kind in ("list", "list?"):
+        return tuple(item.strip() for item in text.split(",") if item.strip())
     stripped = text.strip()
     if kind in ("int", "int?"):
         try:
             return int(stripped)
         except ValueError:
             raise _wrong(kind, text) from None
-    if kind == "bool":
+    if kind in ("bool", "bool?"):
         if stripped.lower() in TRUE_WORDS | FALSE_WORDS:
             return stripped.lower() in TRUE_WORDS
         raise Invalid(f"expected true/false/1/0/yes/no, got {show(text)}")
@@ -123,6 +144,11 @@ def suggestion(name: str, known: Iterable[str]) -> str:
 
 
 Check = tuple[str, str | None, Callable[[str], None]]  # dotted key, value (None: unset), rule
+
+
+def each(key: str, values: tuple[str, ...] | None, check: Callable[[str], None]) -> list[Check]:
+    """One check per element of a list, each named by its index: `key[2]`."""
+    return [(f"{key}[{index}]", value, check) for index, value in enumerate(values or ())]
 
 
 def run_checks(checks: list[Check]) -> list[str]:
@@ -176,6 +202,29 @@ def check_image_template(text: str) -> None:
             continue
         if name not in IMAGE_FIELDS or spec or conversion:
             raise Invalid(f"unknown placeholder {{{name}}} in {show(text)}; allowed: {allowed}")
+
+
+def check_env_key(text: str) -> None:
+    """A variable name a staging's environment can hold: upper case, digits and "_"."""
+    if not _ENV_KEY.fullmatch(text):
+        raise Invalid(
+            f"{show(text)} is not a valid key name "
+            "(upper-case A-Z, 0-9 and _, not starting with a digit)"
+        )
+
+
+def check_command_prefix(text: str) -> None:
+    """What a comment starts with to talk to the bot: one word, so a command can follow it."""
+    if not text or any(char.isspace() for char in text):
+        raise Invalid(
+            f'expected a non-empty word without spaces, like "/staging", got {show(text)}'
+        )
+
+
+def check_not_blank(text: str) -> None:
+    """A label name or a login: an empty one could never match."""
+    if not text.strip():
+        raise Invalid(f"expected a name, got {show(text)}")
 
 
 def check_repo_path(host: str, text: str) -> None:

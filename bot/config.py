@@ -12,7 +12,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import _configparse as parse
 from bot._configparse import Invalid, Kind
@@ -107,6 +107,15 @@ class StagingConfig:
     tls_secret: str = ""  # wildcard certificate Secret (namespace/name) copied into each staging
     cert_manager_issuer: str = ""  # or: annotate the Ingress for cert-manager
     environment_prefix: str = "pr-"  # GitHub Deployment environment, e.g. "pr-12"
+    # Which requests get a staging. Labels and logins are stored casefolded: both hosts
+    # compare label names case-insensitively, and logins are case-insensitive too.
+    require_label: str = ""  # only requests carrying this label; "": every request
+    skip_labels: tuple[str, ...] = ()
+    skip_authors: tuple[str, ...] = ()  # e.g. "dependabot[bot]"
+    drafts: bool = True  # whether draft requests get a staging
+
+    def __post_init__(self) -> None:
+        _casefold(self)
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,41 @@ class RepoConfig:
     image: str | None = None
     base_domain: str | None = None
     enabled: bool = True
+    # None: inherit the [staging] value (see Config.rules).
+    require_label: str | None = None
+    skip_labels: tuple[str, ...] | None = None
+    skip_authors: tuple[str, ...] | None = None
+    drafts: bool | None = None
+
+    def __post_init__(self) -> None:
+        _casefold(self)
+
+
+def _casefold(config: StagingConfig | RepoConfig) -> None:
+    """Store label names and logins casefolded, however they were written or built."""
+    if config.require_label is not None:
+        object.__setattr__(config, "require_label", config.require_label.casefold())
+    for name in ("skip_labels", "skip_authors"):
+        names: tuple[str, ...] | None = getattr(config, name)
+        if names is not None:
+            object.__setattr__(config, name, tuple(text.casefold() for text in names))
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Which requests of one repository get a staging; every name casefolded."""
+
+    require_label: str  # "": every request
+    skip_labels: frozenset[str]
+    skip_authors: frozenset[str]
+    drafts: bool
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    prefix: str = "/staging"  # a comment starting with this word talks to the bot
+    secret_keys: tuple[str, ...] = ()  # override keys a (public) comment may never set
+    max_value_length: int = 1024  # longest value `set KEY=VALUE` accepts
 
 
 @dataclass(frozen=True)
@@ -133,6 +177,7 @@ class Config:
     gitlab: GitLabConfig = field(default_factory=GitLabConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     staging: StagingConfig = field(default_factory=StagingConfig)
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     repos: tuple[RepoConfig, ...] = ()
 
@@ -143,6 +188,30 @@ class Config:
             if entry.host == host and entry.repo.lower() == wanted and entry.enabled:
                 return entry
         return None
+
+    def rules(self, repo: RepoConfig | None = None) -> Rules:
+        """The staging rules for a repository: its own values where set, else [staging]'s.
+
+        None (no entry to look at) gives the [staging] rules alone.
+        """
+        staging = self.staging
+        own = repo or _NO_OVERRIDES
+        return Rules(
+            require_label=_inherit(own.require_label, staging.require_label),
+            skip_labels=frozenset(_inherit(own.skip_labels, staging.skip_labels)),
+            skip_authors=frozenset(_inherit(own.skip_authors, staging.skip_authors)),
+            drafts=_inherit(own.drafts, staging.drafts),
+        )
+
+
+_NO_OVERRIDES = RepoConfig(host="", repo="")
+
+
+T = TypeVar("T")
+
+
+def _inherit(own: T | None, default: T) -> T:
+    return default if own is None else own
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -158,6 +227,7 @@ SECTIONS: dict[str, type[Any]] = {
     "gitlab": GitLabConfig,
     "kubernetes": KubernetesConfig,
     "staging": StagingConfig,
+    "commands": CommandsConfig,
     "log": LogConfig,
 }
 DURATIONS = frozenset(
@@ -176,7 +246,17 @@ def _kind(annotation: object, duration: bool) -> Kind:
         return "int?"
     if annotation == str | None:
         return "str?"
-    simple: dict[object, Kind] = {str: "str", int: "int", bool: "bool", Secret: "secret"}
+    if annotation == bool | None:
+        return "bool?"
+    if annotation == tuple[str, ...] | None:
+        return "list?"
+    simple: dict[object, Kind] = {
+        str: "str",
+        int: "int",
+        bool: "bool",
+        Secret: "secret",
+        tuple[str, ...]: "list",
+    }
     return simple[annotation]
 
 
@@ -245,6 +325,7 @@ def _repo_problems(where: str, repo: RepoConfig) -> list[str]:
         (f"{where}.host", repo.host, partial(_one_of, HOSTS)),
         (f"{where}.image", repo.image, parse.check_image_template),
         (f"{where}.base_domain", repo.base_domain, parse.check_dns_name),
+        *_name_checks(where, repo),
     ]
     if repo.host in HOSTS:  # the repository's shape depends on its host
         checks.append((f"{where}.repo", repo.repo, partial(parse.check_repo_path, repo.host)))
@@ -253,7 +334,7 @@ def _repo_problems(where: str, repo: RepoConfig) -> list[str]:
 
 def _validate(config: Config) -> list[str]:
     """Rules across keys, and values of the right type whose content is wrong."""
-    staging, log = config.staging, config.log
+    staging, log, commands = config.staging, config.log, config.commands
     return (
         _required(config)
         + (_github_auth(config.github) if uses_github(config) else [])
@@ -268,9 +349,42 @@ def _validate(config: Config) -> list[str]:
                 ("gitlab.url", config.gitlab.url, parse.check_http_url),
                 ("log.level", log.level, partial(_one_of, LOG_LEVELS)),
                 ("log.format", log.format, partial(_one_of, LOG_FORMATS)),
+                ("commands.prefix", config.commands.prefix, parse.check_command_prefix),
+                *parse.each("commands.secret_keys", commands.secret_keys, parse.check_env_key),
+                *_name_checks("staging", staging),
             ]
         )
+        + _contradictions(config)
     )
+
+
+def _name_checks(where: str, config: StagingConfig | RepoConfig) -> list[parse.Check]:
+    """Label names and logins must say something; "" for require_label means "any request"."""
+    return [
+        (f"{where}.require_label", config.require_label or None, parse.check_not_blank),
+        *parse.each(f"{where}.skip_labels", config.skip_labels, parse.check_not_blank),
+        *parse.each(f"{where}.skip_authors", config.skip_authors, parse.check_not_blank),
+    ]
+
+
+def _contradictions(config: Config) -> list[str]:
+    """A required label that is also a skip label would give no request a staging."""
+    scopes: list[tuple[str, RepoConfig | None]] = [("staging", None)]
+    scopes += [
+        (f"repos[{index}]", repo)
+        for index, repo in enumerate(config.repos)
+        if repo.require_label is not None or repo.skip_labels is not None
+    ]
+    problems = []
+    for where, repo in scopes:
+        rules = config.rules(repo)
+        if rules.require_label and rules.require_label in rules.skip_labels:
+            label = parse.show(rules.require_label)
+            problems.append(
+                f"{where}.require_label: {label} is also a skip label, "
+                "so no request could get a staging"
+            )
+    return problems
 
 
 def _one_of(options: tuple[str, ...], text: str) -> None:
@@ -340,10 +454,11 @@ def _ranges(config: Config) -> list[str]:
         "server.delivery_ttl": (config.server.delivery_ttl, 1, float("inf")),
         "kubernetes.rollout_deadline": (config.kubernetes.rollout_deadline, 1, float("inf")),
         "kubernetes.rollout_poll": (config.kubernetes.rollout_poll, 0.1, float("inf")),
+        "commands.max_value_length": (config.commands.max_value_length, 1, 65536),
     }
     return [
-        f"{key}: expected {'1..65535' if key == 'server.port' else f'at least {low:g}'}, "
-        f"got {value:g}"
+        f"{key}: expected {f'at least {low:g}' if high == float('inf') else f'{low:g}..{high:g}'}"
+        f", got {value:g}"
         for key, (value, low, high) in numbers.items()
         if not low <= value <= high
     ]

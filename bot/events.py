@@ -15,6 +15,9 @@ class Kind(enum.StrEnum):
     PR_OPENED = "pr.opened"
     PR_REOPENED = "pr.reopened"
     PR_SYNCHRONIZED = "pr.synchronized"
+    # Labels, draft state or title changed but the head did not: the worker re-checks the
+    # rules (opt-in label, skip labels, drafts) that decide whether the request has a staging.
+    PR_CHANGED = "pr.changed"
     PR_CLOSED = "pr.closed"
     COMMENT_CREATED = "comment.created"
 
@@ -26,7 +29,7 @@ class Event:
     kind: Kind
     repo: RepoRef
     number: int
-    sha: str = ""
+    sha: str = ""  # the head; on a comment, the head the commenter saw when the host says so
     branch: str = ""
     title: str = ""
     author: str = ""
@@ -34,6 +37,7 @@ class Event:
     sender: str = ""
     merged: bool = False
     draft: bool = False
+    labels: tuple[str, ...] = ()  # as the host spells them; rules compare them casefolded
     fork: bool = False
     installation_id: int | None = None
     comment_id: int | None = None
@@ -64,6 +68,18 @@ def required(data: Mapping[str, Any], name: str, kind: type[Any]) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise MalformedPayload(f"field {name!r} missing or not a {kind.__name__}")
     return value
+
+
+def label_names(labels: object, field: str) -> tuple[str, ...]:
+    """The names in a payload's list of label objects (`field` is where the host keeps them).
+
+    Labels only feed the staging rules, so a list or entry of another shape is skipped rather
+    than making the whole delivery malformed.
+    """
+    if not isinstance(labels, list):
+        return ()
+    names = (label.get(field) for label in labels if isinstance(label, dict))
+    return tuple(name for name in names if isinstance(name, str))
 
 
 def decode_json(body: bytes) -> dict[str, Any]:

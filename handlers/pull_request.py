@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot.events import Event, Kind
 
 WANTS_STAGING = (Kind.PR_OPENED, Kind.PR_REOPENED, Kind.PR_SYNCHRONIZED)
+# Labels, draft state: whether there is a staging is decided by the worker against the rules.
+RECHECKS = (Kind.PR_CHANGED,)
 
 
 def desired_fields(event: Event, now: float) -> dict[str, str]:
@@ -24,6 +26,9 @@ def desired_fields(event: Event, now: float) -> dict[str, str]:
     }
     if event.kind in WANTS_STAGING:
         fields.update(desired="running", desired_sha=event.sha, branch=event.branch)
+        fields.update(title=event.title, author=event.author, pr_url=event.url)
+    elif event.kind in RECHECKS:
+        fields.update(desired_sha=event.sha, branch=event.branch)
         fields.update(title=event.title, author=event.author, pr_url=event.url)
     elif event.kind is Kind.PR_CLOSED:
         fields["desired"] = "gone"

@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from bot.events import Delivery, Event, Kind, MalformedPayload, decode_json, required
+from bot.events import (
+    Delivery,
+    Event,
+    Kind,
+    MalformedPayload,
+    decode_json,
+    label_names,
+    required,
+)
 from bot.model import RepoRef
 
 HOST = "github"
@@ -18,6 +26,29 @@ PR_ACTIONS = {
     "reopened": Kind.PR_REOPENED,
     "synchronize": Kind.PR_SYNCHRONIZED,
     "closed": Kind.PR_CLOSED,
+    # The head did not move, but the rules on labels and drafts may now decide otherwise.
+    "labeled": Kind.PR_CHANGED,
+    "unlabeled": Kind.PR_CHANGED,
+    "converted_to_draft": Kind.PR_CHANGED,
+    "ready_for_review": Kind.PR_CHANGED,
+}
+
+# pull_request actions ignored on purpose, and why; any other action gets a generic reason.
+# https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request
+IGNORED_PR_ACTIONS = {
+    "edited": "title, body and base branch edits do not change a staging",
+    "assigned": "assignees do not change a staging",
+    "unassigned": "assignees do not change a staging",
+    "review_requested": "review requests do not change a staging",
+    "review_request_removed": "review requests do not change a staging",
+    "milestoned": "milestones do not change a staging",
+    "demilestoned": "milestones do not change a staging",
+    "locked": "locking the conversation does not change a staging",
+    "unlocked": "locking the conversation does not change a staging",
+    "auto_merge_enabled": "auto-merge does not change a staging",
+    "auto_merge_disabled": "auto-merge does not change a staging",
+    "enqueued": "the merge queue does not change a staging",
+    "dequeued": "the merge queue does not change a staging",
 }
 
 # Events the bot receives but ignores on purpose, and why (answered 202 with the reason).
@@ -69,7 +100,8 @@ def _pull_request(payload: Mapping[str, Any]) -> Delivery:
     action = required(payload, "action", str)
     kind = PR_ACTIONS.get(action)
     if kind is None:
-        return Delivery(ignored=f"pull_request.{action} does not change a staging")
+        reason = IGNORED_PR_ACTIONS.get(action, "does not change a staging")
+        return Delivery(ignored=f"pull_request.{action}: {reason}")
     pr = required(payload, "pull_request", dict)
     head = required(pr, "head", dict)
     return Delivery(
@@ -85,7 +117,8 @@ def _pull_request(payload: Mapping[str, Any]) -> Delivery:
                 url=str(pr.get("html_url") or ""),
                 sender=_login(payload.get("sender")),
                 merged=bool(pr.get("merged")),
-                draft=bool(pr.get("draft")),
+                draft=bool(pr.get("draft")),  # absent before drafts existed (2019)
+                labels=label_names(pr.get("labels"), "name"),
                 fork=_is_fork(pr),
                 installation_id=_installation(payload),
             ),

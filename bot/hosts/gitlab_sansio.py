@@ -6,7 +6,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from bot.events import Delivery, Event, Kind, required
+from bot.events import Delivery, Event, Kind, label_names, required
 from bot.model import RepoRef
 
 HOST = "gitlab"
@@ -16,6 +16,15 @@ MR_ACTIONS = {
     "reopen": Kind.PR_REOPENED,
     "close": Kind.PR_CLOSED,
     "merge": Kind.PR_CLOSED,
+}
+
+# Merge request actions ignored on purpose, and why; any other action gets a generic reason.
+# https://docs.gitlab.com/user/project/integrations/webhook_events/#merge-request-events
+IGNORED_MR_ACTIONS = {
+    "approved": "approvals do not change a staging",
+    "unapproved": "approvals do not change a staging",
+    "approval": "approvals do not change a staging",
+    "unapproval": "approvals do not change a staging",
 }
 
 # Hooks the bot receives but ignores on purpose, and why (answered 202 with the reason).
@@ -77,13 +86,14 @@ def _merge_request(payload: Mapping[str, Any]) -> Delivery:
     attributes = required(payload, "object_attributes", dict)
     action = str(attributes.get("action") or "")
     if action == "update":
-        if "oldrev" not in attributes:
-            return Delivery(ignored="merge request updated without new commits")
-        kind = Kind.PR_SYNCHRONIZED
+        # `oldrev` is only present when commits were pushed; labels, draft state and title
+        # changes arrive as an update without it.
+        kind = Kind.PR_SYNCHRONIZED if "oldrev" in attributes else Kind.PR_CHANGED
     elif action in MR_ACTIONS:
         kind = MR_ACTIONS[action]
     else:
-        return Delivery(ignored=f"merge request {action or 'event'} does not change a staging")
+        reason = IGNORED_MR_ACTIONS.get(action, "does not change a staging")
+        return Delivery(ignored=f"merge request {action or 'event'}: {reason}")
     last_commit = required(attributes, "last_commit", dict)
     event = Event(
         kind=kind,
@@ -95,7 +105,9 @@ def _merge_request(payload: Mapping[str, Any]) -> Delivery:
         url=str(attributes.get("url") or ""),
         sender=_username(payload.get("user")),
         merged=action == "merge",
+        # `work_in_progress` is the older name of `draft`; GitLab still sends both.
         draft=bool(attributes.get("draft") or attributes.get("work_in_progress")),
+        labels=label_names(payload.get("labels"), "title"),
         fork=attributes.get("source_project_id") != attributes.get("target_project_id"),
     )
     return Delivery(events=(event,))
@@ -109,10 +121,15 @@ def _note(payload: Mapping[str, Any]) -> Delivery:
     if attributes.get("action", "create") != "create":
         return Delivery(ignored="note edited: only new comments carry commands")
     merge_request = required(payload, "merge_request", dict)
+    last_commit = merge_request.get("last_commit")
+    head = last_commit.get("id") if isinstance(last_commit, dict) else None
     event = Event(
         kind=Kind.COMMENT_CREATED,
         repo=_project(payload),
         number=required(merge_request, "iid", int),
+        # The head when the comment was written: a fork's commit is approved at that SHA,
+        # never at one pushed after the approver looked.
+        sha=head if isinstance(head, str) else "",
         title=str(merge_request.get("title") or ""),
         url=str(merge_request.get("url") or ""),
         sender=_username(payload.get("user")),

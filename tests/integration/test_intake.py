@@ -169,7 +169,11 @@ def test_ping_is_answered_200(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "event, fixture",
-    [("push", "push.json"), ("star", "ping.json"), ("pull_request", "pull_request.labeled.json")],
+    [
+        ("push", "push.json"),
+        ("star", "ping.json"),
+        ("pull_request", "pull_request.edited.captured-go-scm.json"),
+    ],
 )
 def test_events_the_bot_does_not_use_are_202_and_ignored(
     client: TestClient, db: redis.Redis, event: str, fixture: str

@@ -14,9 +14,12 @@ from bot import _configparse
 from bot.config import (
     SCHEMA,
     SECTIONS,
+    CommandsConfig,
     Config,
     ConfigError,
     RepoConfig,
+    Rules,
+    StagingConfig,
     load_config,
     redacted,
 )
@@ -389,6 +392,259 @@ def test_a_missing_config_file_is_an_error_naming_the_file(tmp_path: Path) -> No
     assert error_of(path, REQUIRED).startswith(f"config file {path}: ")
 
 
+# --- which requests get a staging, and comment commands --------------------------------
+
+
+def test_staging_rules_and_commands_have_defaults_that_give_every_request_a_staging() -> None:
+    config = load_config(None, REQUIRED)
+
+    assert config.commands == CommandsConfig(
+        prefix="/staging", secret_keys=(), max_value_length=1024
+    )
+    assert config.rules(RepoConfig(host="github", repo="acme/shop")) == Rules(
+        require_label="", skip_labels=frozenset(), skip_authors=frozenset(), drafts=True
+    )
+
+
+def test_staging_rules_and_commands_are_read_from_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [staging]
+        require_label = "staging"
+        skip_labels = ["no-staging", "docs-only"]
+        skip_authors = ["dependabot[bot]"]
+        drafts = false
+        [commands]
+        prefix = "/preview"
+        secret_keys = ["DATABASE_PASSWORD", "_TOKEN2"]
+        max_value_length = 65536
+        """,
+    )
+    config = load_config(path, REQUIRED)
+
+    assert config.staging.require_label == "staging"
+    assert config.staging.skip_labels == ("no-staging", "docs-only")
+    assert config.staging.skip_authors == ("dependabot[bot]",)
+    assert config.staging.drafts is False
+    assert config.commands == CommandsConfig("/preview", ("DATABASE_PASSWORD", "_TOKEN2"), 65536)
+
+
+@pytest.mark.parametrize(
+    ("text", "items"),
+    [
+        ("dependabot[bot],renovate[bot]", ("dependabot[bot]", "renovate[bot]")),
+        (" dependabot[bot] , renovate[bot], ", ("dependabot[bot]", "renovate[bot]")),
+        ("dependabot[bot]", ("dependabot[bot]",)),
+        ("", ()),
+    ],
+)
+def test_a_list_from_the_environment_is_comma_separated(text: str, items: tuple[str, ...]) -> None:
+    environ = REQUIRED | {"STAGINGBOT_STAGING_SKIP_AUTHORS": text}
+
+    assert load_config(None, environ).staging.skip_authors == items
+
+
+def test_an_empty_list_in_the_environment_clears_the_files_list(tmp_path: Path) -> None:
+    path = write(tmp_path, "[staging]\nskip_labels = ['wip']\n")
+    environ = REQUIRED | {"STAGINGBOT_STAGING_SKIP_LABELS": ""}
+
+    assert load_config(path, environ).staging.skip_labels == ()
+
+
+def test_staging_rules_and_commands_are_overridden_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "[staging]\ndrafts = true\n[commands]\nprefix = '/preview'\n")
+    config = load_config(
+        path,
+        env(
+            STAGING_REQUIRE_LABEL="staging",
+            STAGING_SKIP_LABELS="no-staging,wip",
+            STAGING_DRAFTS="no",
+            COMMANDS_PREFIX="/env",
+            COMMANDS_SECRET_KEYS="API_KEY,DB_PASSWORD",
+            COMMANDS_MAX_VALUE_LENGTH="64",
+        ),
+    )
+
+    assert config.staging.require_label == "staging"
+    assert config.staging.skip_labels == ("no-staging", "wip")
+    assert config.staging.drafts is False
+    assert config.commands == CommandsConfig("/env", ("API_KEY", "DB_PASSWORD"), 64)
+
+
+def test_label_names_and_logins_are_stored_casefolded(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [staging]
+        require_label = "Needs-Staging"
+        skip_labels = ["WIP", "Straße"]
+        skip_authors = ["Dependabot[bot]"]
+        [[repos]]
+        host = "github"
+        repo = "acme/shop"
+        skip_labels = ["No-Staging"]
+        """,
+    )
+    config = load_config(path, REQUIRED)
+
+    assert config.staging.require_label == "needs-staging"
+    assert config.staging.skip_labels == ("wip", "strasse")
+    assert config.staging.skip_authors == ("dependabot[bot]",)
+    assert config.repos[0].skip_labels == ("no-staging",)
+    assert Config(staging=StagingConfig(skip_labels=("WIP",))).rules().skip_labels == {"wip"}
+
+
+def test_a_repository_inherits_each_rule_it_does_not_set() -> None:
+    repos = [
+        {"host": "github", "repo": "acme/shop"},
+        {"host": "github", "repo": "acme/docs", "skip_labels": ["Docs"], "drafts": True},
+        {"host": "gitlab", "repo": "group/app", "require_label": "", "skip_authors": []},
+        {"host": "gitlab", "repo": "group/api", "require_label": None, "drafts": None},
+    ]
+    environ = env(
+        STAGING_REQUIRE_LABEL="staging",
+        STAGING_SKIP_LABELS="wip",
+        STAGING_SKIP_AUTHORS="renovate[bot]",
+        STAGING_DRAFTS="false",
+        REPOS=json.dumps(repos),
+        GITLAB_TOKEN="glpat-x",
+        GITLAB_WEBHOOK_SECRET="hook",
+    )
+    config = load_config(None, environ)
+    shop, docs, app, api = (config.rules(repo) for repo in config.repos)
+
+    everywhere = Rules("staging", frozenset({"wip"}), frozenset({"renovate[bot]"}), False)
+    assert shop == everywhere == api == config.rules()
+    assert docs == Rules("staging", frozenset({"docs"}), frozenset({"renovate[bot]"}), True)
+    assert app == Rules("", frozenset({"wip"}), frozenset(), False)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            "[staging]\nskip_labels = 'wip'",
+            'staging.skip_labels: expected a list of strings, got "wip"',
+        ),
+        (
+            "[staging]\nskip_authors = ['dependabot[bot]', 3]",
+            "staging.skip_authors: expected a list of strings, element 1 is 3",
+        ),
+        (
+            "[commands]\nsecret_keys = [['API_KEY']]",
+            'commands.secret_keys: expected a list of strings, element 0 is ["API_KEY"]',
+        ),
+        ("[staging]\ndrafts = 'no'", 'staging.drafts: expected true or false, got "no"'),
+        ("[staging]\nrequire_label = ['a']", 'staging.require_label: expected a string, got ["a"]'),
+        (
+            "[commands]\nmax_value_length = '1k'",
+            'commands.max_value_length: expected an integer, got "1k"',
+        ),
+        (
+            "[[repos]]\nhost = 'github'\nrepo = 'a/b'\nskip_labels = [true]",
+            "repos[0].skip_labels: expected a list of strings, element 0 is true",
+        ),
+        (
+            "[[repos]]\nhost = 'github'\nrepo = 'a/b'\nskip_authors = 'x'",
+            'repos[0].skip_authors: expected a list of strings, got "x"',
+        ),
+    ],
+)
+def test_a_list_or_rule_of_the_wrong_type_names_the_key_and_the_element(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
+    assert error_of(write(tmp_path, toml), REQUIRED) == expected
+
+
+def test_a_list_element_of_the_wrong_type_in_repos_json_names_the_entry() -> None:
+    repos = json.dumps([{"host": "github", "repo": "a/b", "skip_labels": ["wip", 7]}])
+
+    assert error_of(None, env(REPOS=repos)) == (
+        "repos[0].skip_labels: expected a list of strings, element 1 is 7 (from STAGINGBOT_REPOS)"
+    )
+
+
+@pytest.mark.parametrize("prefix", ["", "/staging deploy", " /staging", "/stag\ting"])
+def test_a_command_prefix_must_be_one_word(tmp_path: Path, prefix: str) -> None:
+    path = write(tmp_path, f"[commands]\nprefix = {json.dumps(prefix)}\n")
+
+    assert error_of(path, REQUIRED).startswith(
+        "commands.prefix: expected a non-empty word without spaces"
+    )
+
+
+@pytest.mark.parametrize("key", ["api_key", "1PASSWORD", "API-KEY", "API KEY", "ÄPI", ""])
+def test_a_secret_key_that_is_not_a_variable_name_is_an_error_naming_its_index(
+    tmp_path: Path, key: str
+) -> None:
+    path = write(tmp_path, f"[commands]\nsecret_keys = ['DB_PASSWORD', {json.dumps(key)}]\n")
+
+    assert error_of(path, REQUIRED) == (
+        f"commands.secret_keys[1]: {json.dumps(key)} is not a valid key name "
+        "(upper-case A-Z, 0-9 and _, not starting with a digit)"
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "65537", "-1"])
+def test_max_value_length_must_be_between_1_and_65536(value: str) -> None:
+    assert error_of(None, env(COMMANDS_MAX_VALUE_LENGTH=value)) == (
+        f"commands.max_value_length: expected 1..65536, got {value}"
+    )
+
+
+def test_an_unknown_key_in_commands_suggests_the_closest_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "[commands]\nsecret_key = ['API_KEY']\n")
+
+    assert error_of(path, REQUIRED) == (
+        "commands.secret_key: unknown key (did you mean commands.secret_keys?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            "[staging]\nskip_labels = ['wip', ' ']",
+            'staging.skip_labels[1]: expected a name, got " "',
+        ),
+        ("[staging]\nskip_authors = ['']", 'staging.skip_authors[0]: expected a name, got ""'),
+        ("[staging]\nrequire_label = '  '", 'staging.require_label: expected a name, got "  "'),
+        (
+            "[[repos]]\nhost = 'github'\nrepo = 'a/b'\nskip_labels = ['']",
+            'repos[0].skip_labels[0]: expected a name, got ""',
+        ),
+    ],
+)
+def test_an_empty_label_or_login_is_an_error(tmp_path: Path, toml: str, expected: str) -> None:
+    assert error_of(write(tmp_path, toml), REQUIRED) == expected
+
+
+def test_a_required_label_that_is_also_skipped_is_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [staging]
+        require_label = "Staging"
+        skip_labels = ["staging"]
+        [[repos]]
+        host = "github"
+        repo = "acme/shop"
+        require_label = "preview"
+        [[repos]]
+        host = "github"
+        repo = "acme/docs"
+        skip_labels = ["wip", "preview"]
+        require_label = "preview"
+        """,
+    )
+
+    assert error_of(path, REQUIRED).splitlines() == [
+        'staging.require_label: "staging" is also a skip label, so no request could get a staging',
+        'repos[1].require_label: "preview" is also a skip label, so no request could get a staging',
+    ]
+
+
 # --- secrets ----------------------------------------------------------------------------
 
 
@@ -410,8 +666,10 @@ def test_the_redacted_view_is_json_and_shows_unset_secrets_as_empty() -> None:
     assert view["repos"] == [
         {"host": "github", "repo": "a/b", "manifests": None, "image": None}
         | {"base_domain": None, "enabled": True}
+        | {"require_label": None, "skip_labels": None, "skip_authors": None, "drafts": None}
     ]
     assert view["server"]["port"] == 8080
+    assert view["staging"]["skip_labels"] == [] and view["commands"]["secret_keys"] == []
     assert set(view) == {f.name for f in fields(Config)}
     assert redacted(Config())["github"]["token"] == ""
 
@@ -499,14 +757,14 @@ def test_the_example_file_and_the_docs_name_every_environment_variable() -> None
 
 def test_the_values_in_the_example_are_the_defaults() -> None:
     example = tomllib.loads(EXAMPLE.read_text())
-    defaults = redacted(Config())
+    defaults = Config()
     examples_not_defaults = {("staging", "base_domain"), ("staging", "image")}
 
     for section in SECTIONS:
         for key, value in example[section].items():
             if (section, key) not in examples_not_defaults:
                 converted = _configparse.from_toml(SCHEMA[section][key], value)
-                assert converted == defaults[section][key], f"{section}.{key}"
+                assert converted == getattr(getattr(defaults, section), key), f"{section}.{key}"
 
 
 def test_gitlab_repositories_need_gitlab_credentials_and_not_github_ones() -> None:

@@ -98,17 +98,85 @@ def test_merged_close_is_marked_merged() -> None:
     [
         "pull_request.labeled.json",
         "pull_request.unlabeled.json",
-        "pull_request.edited.captured-go-scm.json",
-        "pull_request.ready_for_review.json",
         "pull_request.converted_to_draft.json",
+        "pull_request.ready_for_review.json",
+    ],
+)
+def test_label_and_draft_changes_ask_for_a_recheck_of_the_rules(name: str) -> None:
+    payload = load_fixture(name)
+    (event,) = parse_delivery("pull_request", payload).events
+    assert event.kind is Kind.PR_CHANGED
+    assert event.number == payload["pull_request"]["number"]
+    assert event.sha == payload["pull_request"]["head"]["sha"]
+    assert event.branch == payload["pull_request"]["head"]["ref"]
+    assert event.author == payload["pull_request"]["user"]["login"]
+    assert event.draft is payload["pull_request"]["draft"]
+
+
+@pytest.mark.parametrize(
+    "name, labels",
+    [
+        ("pull_request.opened.json", ("bug",)),
+        ("pull_request.labeled.json", ("bug",)),
+        ("pull_request.synchronize.json", ("bug",)),
+        ("pull_request.closed.merged.captured-woodpecker.json", ()),
+        ("pull_request.opened.legacy-developer-github-com.json", ()),
+    ],
+)
+def test_every_pull_request_event_carries_the_requests_labels(
+    name: str, labels: tuple[str, ...]
+) -> None:
+    (event,) = parse_delivery("pull_request", load_fixture(name)).events
+    assert event.labels == labels
+
+
+def test_labels_are_kept_as_github_spells_them_in_order() -> None:
+    payload = copy.deepcopy(load_fixture("pull_request.labeled.json"))
+    bug = payload["pull_request"]["labels"][0]
+    payload["pull_request"]["labels"] = [bug | {"name": "No-Staging"}, bug]
+    (event,) = parse_delivery("pull_request", payload).events
+    assert event.labels == ("No-Staging", "bug")
+
+
+@pytest.mark.parametrize(
+    "name, draft",
+    [
+        ("pull_request.converted_to_draft.json", True),
+        ("pull_request.ready_for_review.json", False),
+        ("pull_request.opened.json", False),
+        ("pull_request.opened.legacy-developer-github-com.json", False),  # before drafts existed
+    ],
+)
+def test_a_draft_pull_request_is_marked_draft(name: str, draft: bool) -> None:
+    (event,) = parse_delivery("pull_request", load_fixture(name)).events
+    assert event.draft is draft
+
+
+@pytest.mark.parametrize(
+    "name, action, reason",
+    [
+        ("pull_request.edited.captured-go-scm.json", "edited", "edits do not change a staging"),
+        ("pull_request.opened.json", "assigned", "assignees do not change a staging"),
+        ("pull_request.opened.json", "review_requested", "review requests do not"),
+        ("pull_request.opened.json", "auto_merge_enabled", "auto-merge does not"),
+        ("pull_request.opened.json", "some_future_action", "does not change a staging"),
     ],
 )
 def test_pull_request_actions_that_do_not_change_a_staging_are_ignored_with_a_reason(
-    name: str,
+    name: str, action: str, reason: str
 ) -> None:
-    delivery = parse_delivery("pull_request", load_fixture(name))
+    delivery = parse_delivery("pull_request", load_fixture(name) | {"action": action})
     assert delivery.events == ()
-    assert "does not change a staging" in delivery.ignored
+    assert delivery.ignored.startswith(f"pull_request.{action}: ")
+    assert reason in delivery.ignored
+
+
+def test_an_edit_of_the_base_branch_is_still_ignored() -> None:
+    payload = load_fixture("pull_request.edited.captured-go-scm.json")
+    edited = payload | {
+        "changes": {"base": {"ref": {"from": "develop"}, "sha": {"from": "0" * 40}}}
+    }
+    assert parse_delivery("pull_request", edited).events == ()
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "github").glob("ping*.json")))
@@ -123,6 +191,7 @@ def test_comment_on_a_pull_request_becomes_a_comment_event() -> None:
     assert event.comment_id == payload["comment"]["id"]
     assert event.comment_body == payload["comment"]["body"]
     assert event.number == payload["issue"]["number"]
+    assert event.sha == ""  # GitHub does not say which head the commenter saw
 
 
 @pytest.mark.parametrize(
