@@ -11,6 +11,16 @@ STICKY_MARKER = "<!-- stagingbot:sticky -->"
 """Hidden marker in the bot's one sticky comment, so it finds and edits that comment."""
 
 
+def without_sticky_marker(body: str) -> str:
+    """`body` that can never be taken for the sticky comment, though it quotes someone's text.
+
+    Removed until none is left: removing one may join the halves of another.
+    """
+    while STICKY_MARKER in body:
+        body = body.replace(STICKY_MARKER, "")
+    return body
+
+
 # Host-neutral reactions to a command comment; each adapter maps them to its host's names.
 EYES = "eyes"
 """Seen: the command was received and is being handled."""
@@ -84,5 +94,21 @@ class GitHost(Protocol):
         """What `user` (login / username) may do in `repo`, inherited roles included.
 
         A stranger or an unknown account is `Access.NONE`, not an error.
+        """
+        ...
+
+    async def reply(self, repo: RepoRef, number: int, body: str) -> int:
+        """Post a new comment on the request (never edits one); its id.
+
+        Not idempotent: the caller posts a reply once per command, and `body` carries the
+        caller's own hidden marker. A `STICKY_MARKER` in it (quoted from a user) is removed,
+        so a reply is never taken for the sticky comment.
+        """
+        ...
+
+    async def identity(self) -> str:
+        """The login / username the bot writes as, e.g. `stagingbot[bot]`; learnt once.
+
+        A handler compares a comment's author with it to ignore the bot's own comments.
         """
         ...

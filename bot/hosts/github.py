@@ -10,33 +10,28 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
-import jwt
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from github import Auth, Github, GithubException, GithubIntegration, UnknownObjectException
+from github import GithubException, UnknownObjectException
 from github.Repository import Repository
 
-from bot.config import ConfigError, GitHubConfig
+from bot.config import GitHubConfig
 from bot.errors import TemporaryError, classify_http
-from bot.hosts.base import CONFUSED, EYES, REACTIONS, STICKY_MARKER, THUMBS_UP, Access
+from bot.hosts.base import (
+    CONFUSED,
+    EYES,
+    REACTIONS,
+    STICKY_MARKER,
+    THUMBS_UP,
+    Access,
+    without_sticky_marker,
+)
+from bot.hosts.github_auth import GitHubClients
 from bot.model import CheckReport, CheckState, DeployState, PullRequest, RepoRef
 
 T = TypeVar("T")
 
-# PyGithub's defaults sleep in the worker thread: 0.25 s between requests, 1 s between
-# writes, and GithubRetry sleeps through 403 rate limits and 5xx. The job's own
-# Retry(defer=...) decides when to try again, so every error surfaces at once.
-NO_SLEEP: dict[str, Any] = {
-    "retry": None,  # requests' HTTPAdapter(max_retries=0)
-    "seconds_between_requests": None,
-    "seconds_between_writes": None,
-    "lazy": True,  # get_repo/get_issue/... build objects from ids without a GET
-}
-USER_AGENT = "stagingbot"
 DESCRIPTION_LIMIT = 140  # commit and deployment status descriptions
 SUMMARY_LIMIT = 65535  # check run output.summary
 STATUS_STATES = {
@@ -76,8 +71,7 @@ def error_message(exc: GithubException) -> str:
 class GitHubHost:
     """`GitHost` for GitHub through PyGithub, as a GitHub App or with a personal token.
 
-    App mode finds each repository's installation with the App's JWT once and keeps one
-    client per installation (PyGithub renews its token 20 s before expiry). Calls for one
+    Which client speaks for a repository is `GitHubClients`' business. Calls for one
     installation run one at a time, as GitHub asks to avoid its secondary rate limits.
     """
 
@@ -86,59 +80,18 @@ class GitHubHost:
         # Short values would redact ordinary words; real tokens and secrets are long.
         candidates = (config.token.reveal(), config.webhook_secret.reveal())
         self._secrets = [s for s in candidates if len(s) >= 8]
-        self._lock = threading.Lock()  # guards the dictionaries below
-        self._discovery = threading.Lock()
-        self._installations: dict[int, int] = {}  # repository id -> installation id
-        self._clients: dict[int, Github] = {}  # installation id -> client
+        self._clients = GitHubClients(config, timeout=timeout)
+        self._lock = threading.Lock()  # guards _serial
         self._serial: dict[int, threading.Lock] = {}  # installation id (0: token) -> lock
-        self._login: str | None = None
-        settings: dict[str, Any] = {
-            "base_url": config.api_url.rstrip("/"),
-            "timeout": timeout,
-            "user_agent": USER_AGENT,
-            **NO_SLEEP,
-        }
-        self._integration: GithubIntegration | None = None
-        self._token_client: Github | None = None
-        if config.app_id is not None:
-            auth = Auth.AppAuth(config.app_id, sign_func=self._signer(config.private_key_file))
-            self._integration = GithubIntegration(auth=auth, **settings)
-        elif config.token:
-            self._token_client = Github(auth=Auth.Token(config.token.reveal()), **settings)
-        else:
-            raise ConfigError("github: set app_id and private_key_file, or token")
 
     @classmethod
     def from_config(cls, config: GitHubConfig, *, timeout: int = 15) -> GitHubHost:
         """Build the host once at start-up; raises `ConfigError` naming the bad key."""
         return cls(config, timeout=timeout)
 
-    @staticmethod
-    def _signer(path: str) -> Callable[[dict[str, Any]], str]:
-        """Sign App JWTs with the key read and parsed once (PyGithub re-parses it per JWT)."""
-        if not path:
-            raise ConfigError("github.private_key_file: required when github.app_id is set")
-        try:
-            key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-        except OSError as exc:
-            raise ConfigError(f"github.private_key_file: cannot read {path}: {exc}") from exc
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"github.private_key_file: {path} is not a PEM private key") from exc
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ConfigError(f"github.private_key_file: {path} is not an RSA key")
-
-        def sign(payload: dict[str, Any]) -> str:
-            return jwt.encode(payload, key, algorithm="RS256")
-
-        return sign
-
     def close(self) -> None:
         """Close the HTTP connections of every client."""
-        for client in [*self._clients.values(), self._token_client]:
-            if client is not None:
-                client.close()
-        if self._integration is not None:
-            self._integration.close()
+        self._clients.close()
 
     # -- GitHost -------------------------------------------------------------------------
 
@@ -156,6 +109,7 @@ class GitHubHost:
                 open=pr.state == "open",
                 merged=bool(pr.merged),
                 draft=bool(pr.draft),
+                labels=tuple(label.name for label in pr.labels),
                 # A deleted fork leaves no head repository: still a fork.
                 fork=pr.head.repo is None or pr.head.repo.id != pr.base.repo.id,
             )
@@ -166,7 +120,7 @@ class GitHubHost:
         self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
     ) -> int | None:
         what = f"report {self._config.check_name!r} on {repo.full_name}@{sha[:12]}"
-        if self._integration is None:
+        if not self._clients.app_mode:
             # GitHub accepts check-run writes only from an App installation token.
             return await self._call(what, repo, lambda r: self._commit_status(r, sha, check))
         return await self._call(what, repo, lambda r: self._check_run(r, sha, check, known_id))
@@ -226,6 +180,19 @@ class GitHubHost:
 
         return await self._call(f"read {user}'s permission on {repo.full_name}", repo, work)
 
+    async def reply(self, repo: RepoRef, number: int, body: str) -> int:
+        text = self._scrub(without_sticky_marker(body))
+
+        def work(r: Repository) -> int:
+            return r.get_issue(number).create_comment(text).id
+
+        return await self._call(f"reply on {repo.full_name}#{number}", repo, work)
+
+    async def identity(self) -> str:
+        return await asyncio.to_thread(
+            self._mapped, "read the bot's login", self._clients.own_login
+        )
+
     # -- the work, in a thread -----------------------------------------------------------
 
     def _check_run(self, r: Repository, sha: str, check: CheckReport, known_id: int | None) -> int:
@@ -274,7 +241,7 @@ class GitHubHost:
                 return known_id
             except UnknownObjectException:
                 pass  # deleted by someone: find another by marker, or create one
-        login = self._own_login()
+        login = self._clients.own_login()
         for comment in issue.get_comments():
             # Anyone can paste the marker: only the bot's own comment is the sticky one.
             if STICKY_MARKER in (comment.body or "") and comment.user.login == login:
@@ -313,31 +280,28 @@ class GitHubHost:
         deployment.create_status(**status)
         return deployment.id
 
-    def _own_login(self) -> str:
-        """The login the bot's comments carry: `<app-slug>[bot]` or the token's user."""
-        if self._login is None:
-            if self._integration is not None:
-                self._login = f"{self._integration.get_app().slug}[bot]"
-            else:
-                assert self._token_client is not None
-                self._login = self._token_client.get_user().login
-        return self._login
-
     # -- plumbing ------------------------------------------------------------------------
 
     async def _call(self, what: str, repo: RepoRef, work: Callable[[Repository], T]) -> T:
         return await asyncio.to_thread(self._run, what, repo, work)
 
     def _run(self, what: str, repo: RepoRef, work: Callable[[Repository], T]) -> T:
-        try:
-            installation_id, client = self._client(repo)
+        def in_repo() -> T:
+            installation_id, client = self._clients.for_repo(repo)
             with self._lock:
                 serial = self._serial.setdefault(installation_id, threading.Lock())
             with serial:
                 return work(client.get_repo(repo.id))  # by id: a renamed repository still works
+
+        return self._mapped(what, in_repo, repo)
+
+    def _mapped(self, what: str, work: Callable[[], T], repo: RepoRef | None = None) -> T:
+        """`work()`, with PyGithub's and requests' errors mapped to the bot's two kinds."""
+        try:
+            return work()
         except GithubException as exc:
-            if exc.status in (401, 404):
-                self._forget(repo)  # uninstalled or moved: look the installation up again
+            if repo is not None and exc.status in (401, 404):
+                self._clients.forget(repo)  # uninstalled or moved: look it up again
             raise classify_http(
                 exc.status,
                 {str(k): str(v) for k, v in (exc.headers or {}).items()},
@@ -346,37 +310,6 @@ class GitHubHost:
             ) from exc
         except requests.RequestException as exc:
             raise TemporaryError(f"{what}: cannot reach GitHub ({type(exc).__name__})") from exc
-
-    def _client(self, repo: RepoRef) -> tuple[int, Github]:
-        if self._token_client is not None:
-            return 0, self._token_client
-        assert self._integration is not None
-        installation_id, client = self._cached(repo)
-        if client is not None:
-            return installation_id or 0, client
-        with self._discovery:  # concurrent first calls look the installation up once
-            installation_id, client = self._cached(repo)
-            if installation_id is None:
-                owner, _, name = repo.full_name.partition("/")
-                installation_id = self._integration.get_repo_installation(owner, name).id
-            if client is None:
-                client = self._integration.get_github_for_installation(installation_id)
-            with self._lock:
-                self._installations[repo.id] = installation_id
-                return installation_id, self._clients.setdefault(installation_id, client)
-
-    def _cached(self, repo: RepoRef) -> tuple[int | None, Github | None]:
-        with self._lock:
-            installation_id = self._installations.get(repo.id)
-            if installation_id is None:
-                return None, None
-            return installation_id, self._clients.get(installation_id)
-
-    def _forget(self, repo: RepoRef) -> None:
-        with self._lock:
-            installation_id = self._installations.pop(repo.id, None)
-            if installation_id is not None and installation_id not in self._installations.values():
-                self._clients.pop(installation_id, None)
 
     def _scrub(self, text: str) -> str:
         """Nothing the bot posts may carry a credential, whoever rendered the text."""

@@ -18,7 +18,15 @@ from gitlab.v4.objects import Project
 
 from bot.config import ConfigError, GitLabConfig
 from bot.errors import TemporaryError, classify_http
-from bot.hosts.base import CONFUSED, EYES, REACTIONS, STICKY_MARKER, THUMBS_UP, Access
+from bot.hosts.base import (
+    CONFUSED,
+    EYES,
+    REACTIONS,
+    STICKY_MARKER,
+    THUMBS_UP,
+    Access,
+    without_sticky_marker,
+)
 from bot.hosts.github import REDACTED, clip
 from bot.model import CheckReport, CheckState, DeployState, PullRequest, RepoRef
 
@@ -156,7 +164,9 @@ class GitLabHost:
                 url=str(mr["web_url"]),
                 open=mr["state"] == "opened",
                 merged=mr["state"] == "merged",
+                # GitLab before 14.0 sends `work_in_progress` only (now deprecated for `draft`).
                 draft=bool(mr.get("draft") or mr.get("work_in_progress")),
+                labels=tuple(str(label) for label in mr.get("labels") or ()),  # names
                 fork=mr.get("source_project_id") != mr.get("target_project_id"),
             )
 
@@ -252,6 +262,18 @@ class GitLabHost:
             return level_access(int(member.attributes.get("access_level") or 0))
 
         return await self._call(f"read {user}'s access to {repo.full_name}", work)
+
+    async def reply(self, repo: RepoRef, number: int, body: str) -> int:
+        text = self._scrub(without_sticky_marker(body))
+
+        def work() -> int:
+            notes = self._project(repo).mergerequests.get(number, lazy=True).notes
+            return int(notes.create({"body": text}).attributes["id"])
+
+        return await self._call(f"reply on {repo.full_name}!{number}", work)
+
+    async def identity(self) -> str:
+        return await self._call("read the bot's username", self._own_username)
 
     # -- the work, in a thread -----------------------------------------------------------
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -112,6 +112,7 @@ class _Pull:
     draft: bool = False
     fork_full_name: str | None = None
     base_sha: str = "b" * 40
+    labels: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -259,6 +260,7 @@ class FakeGitHub:
         author: str = "Codertocat",
         draft: bool = False,
         fork_full_name: str | None = None,
+        labels: tuple[str, ...] = (),
     ) -> None:
         with self._lock:
             repo = self._repo_named(full_name)
@@ -271,7 +273,13 @@ class FakeGitHub:
                 author,
                 draft=draft,
                 fork_full_name=fork_full_name,
+                labels=list(labels),
             )
+
+    def set_labels(self, full_name: str, number: int, labels: tuple[str, ...]) -> None:
+        """The names of the labels on the pull request, replacing any before."""
+        with self._lock:
+            self._pulls[self._repo_named(full_name).id, number].labels = list(labels)
 
     def set_head(self, full_name: str, number: int, head_sha: str) -> None:
         with self._lock:
@@ -604,6 +612,7 @@ class FakeGitHub:
             "merge_commit_sha": None,
             "draft": pull.draft,
             "merged": pull.merged,
+            "labels": [self._label_json(repo, name) for name in pull.labels],
             "head": {
                 "label": f"{head_repo['owner']['login']}:{pull.branch}",
                 "ref": pull.branch,
@@ -618,6 +627,18 @@ class FakeGitHub:
                 "user": self._repo_json(repo)["owner"],
                 "repo": self._repo_json(repo),
             },
+        }
+
+    def _label_json(self, repo: _Repo, name: str) -> Json:
+        lid = 208_000_000 + sum(map(ord, name))
+        return {
+            "id": lid,
+            "node_id": f"LA_{lid}",
+            "url": self._api(f"/repos/{repo.full_name}/labels/{quote(name)}"),
+            "name": name,
+            "color": "f29513",
+            "default": False,
+            "description": None,
         }
 
     def _pull(self, request: _Request) -> _Pull:

@@ -91,6 +91,7 @@ class _MergeRequest:
     state: str = "opened"
     target_branch: str = "main"
     source_project_id: int | None = None  # a fork's project; None: the project itself
+    labels: list[str] = field(default_factory=list)
 
 
 class _Error(Exception):
@@ -210,6 +211,7 @@ class FakeGitLab:
         draft: bool = False,
         author: str = "alice",
         source_project_id: int | None = None,
+        labels: tuple[str, ...] = (),
     ) -> None:
         with self._lock:
             project = self._project_named(path)
@@ -222,7 +224,13 @@ class FakeGitLab:
                 author,
                 draft,
                 source_project_id=source_project_id,
+                labels=list(labels),
             )
+
+    def set_labels(self, path: str, iid: int, labels: tuple[str, ...]) -> None:
+        """The names of the labels on the merge request, replacing any before."""
+        with self._lock:
+            self._mrs[self._project_named(path).id, iid].labels = list(labels)
 
     def set_head(self, path: str, iid: int, sha: str) -> None:
         with self._lock:
@@ -442,6 +450,9 @@ class FakeGitLab:
             "state": mr.state,
             "draft": mr.draft,
             "work_in_progress": mr.draft,
+            # Names, sorted (lib/api/entities/merge_request_basic.rb) unless the request
+            # asks for with_labels_details, which the bot does not.
+            "labels": sorted(mr.labels),
             "sha": mr.sha,
             "source_branch": mr.branch,
             "target_branch": mr.target_branch,

@@ -106,6 +106,23 @@ async def test_a_renamed_repository_still_works(fake: FakeGitHub, app: GitHubHos
     assert pull.repo == RepoRef("github", REPO_ID, "Codertocat/Renamed")
 
 
+async def test_get_pull_reads_the_labels_and_the_draft_flag_from_the_same_response(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    fake.add_pull(REPO, 3, SHA2, draft=True, labels=("no-staging", "needs review"))
+
+    plain, labelled = await app.get_pull(REF, 2), await app.get_pull(REF, 3)
+    fake.set_labels(REPO, 3, ())
+    relabelled = await app.get_pull(REF, 3)
+
+    assert (plain.labels, plain.draft) == ((), False)
+    assert (labelled.labels, labelled.draft) == (("no-staging", "needs review"), True)
+    assert relabelled.labels == ()
+    assert [r.path for r in fake.calls(path="/(pulls|issues|labels)")] == [
+        f"/repositories/{REPO_ID}/pulls/{n}" for n in (2, 3, 3)
+    ]
+
+
 async def test_closed_and_merged_pull(fake: FakeGitHub, app: GitHubHost) -> None:
     fake.close_pull(REPO, 2, merged=True)
 
@@ -337,6 +354,129 @@ async def test_nothing_posted_carries_a_token(fake: FakeGitHub, personal: GitHub
     (comment,) = fake.comments(REPO, 2)
     assert "[redacted]" in comment["body"] and "ghs_" not in comment["body"]
     assert_no_token_posted(fake)
+
+
+# -- replies ---------------------------------------------------------------------------
+
+REPLY = "<!-- stagingbot:reply -->\n@Codertocat, there is no staging to archive."
+
+
+async def test_a_reply_is_a_new_comment_and_the_sticky_one_is_left_alone(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    sticky = await app.upsert_comment(REF, 2, "pr-2 is ready", None)
+
+    reply = await app.reply(REF, 2, REPLY)
+
+    (post,) = fake.calls("POST", "/comments$")[1:]
+    assert post.path == f"/repositories/{REPO_ID}/issues/2/comments"
+    assert post.body == {"body": REPLY}  # exactly the caller's body
+    comments = {c["id"]: c for c in fake.comments(REPO, 2)}
+    assert set(comments) == {sticky, reply}  # the id the server assigned
+    assert comments[reply]["body"] == REPLY
+    assert comments[reply]["user"]["login"] == "stagingbot[bot]"
+    assert comments[sticky]["body"] == f"{STICKY_MARKER}\npr-2 is ready"
+    assert await app.upsert_comment(REF, 2, "pr-2 is gone", None) == sticky
+    assert comments[reply] == {c["id"]: c for c in fake.comments(REPO, 2)}[reply]
+
+
+async def test_each_reply_is_a_comment_of_its_own(fake: FakeGitHub, personal: GitHubHost) -> None:
+    first = await personal.reply(REF, 2, REPLY)
+    second = await personal.reply(REF, 2, REPLY)
+
+    assert first != second
+    assert [c["id"] for c in fake.comments(REPO, 2)] == [first, second]
+    assert not fake.calls("GET")  # nothing is looked up: a reply is never edited
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [STICKY_MARKER, STICKY_MARKER.replace("sticky", f"{STICKY_MARKER}sticky")],
+)
+async def test_a_reply_quoting_the_sticky_marker_is_never_taken_for_the_sticky_comment(
+    fake: FakeGitHub, app: GitHubHost, quoted: str
+) -> None:
+    reply = await app.reply(REF, 2, f"@mallory, `/staging set X={quoted}` needs write access.")
+
+    sticky = await app.upsert_comment(REF, 2, "Deploying", None)
+
+    assert sticky != reply
+    bodies = {c["id"]: c["body"] for c in fake.comments(REPO, 2)}
+    assert bodies[reply] == "@mallory, `/staging set X=` needs write access."
+
+
+async def test_a_reply_carries_no_token(fake: FakeGitHub, personal: GitHubHost) -> None:
+    await personal.reply(REF, 2, f"token={fake.personal_token} other=ghs_{'a' * 36}")
+
+    (comment,) = fake.comments(REPO, 2)
+    assert comment["body"] == "token=[redacted] other=[redacted]"
+    assert_no_token_posted(fake)
+
+
+async def test_a_rate_limited_reply_is_temporary_and_posts_nothing(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    fake.fail_next(403, headers={"Retry-After": "60"}, method="POST", path="/comments$")
+
+    with pytest.raises(TemporaryError, match="secondary rate limit") as caught:
+        await app.reply(REF, 2, REPLY)
+
+    assert caught.value.delay == pytest.approx(60)
+    assert not fake.comments(REPO, 2)
+
+
+async def test_a_reply_to_a_missing_pull_request_is_permanent(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    with pytest.raises(PermanentError, match="404"):
+        await app.reply(REF, 999, REPLY)
+
+
+# -- who the bot is --------------------------------------------------------------------
+
+
+async def test_an_apps_identity_is_its_slug_as_a_bot_read_once_with_the_jwt(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    fake.app_slug = "acme-staging"
+
+    assert await app.identity() == "acme-staging[bot]"
+    assert await app.identity() == "acme-staging[bot]"
+    await app.upsert_comment(REF, 2, "Ready", None)  # the sticky lookup shares the login
+
+    assert [(r.path, r.auth) for r in fake.calls("GET", "^/app$")] == [("/app", "jwt")]
+    assert not fake.calls(path="^/user$")  # an installation token may not read /user
+
+
+async def test_a_personal_tokens_identity_is_its_user_read_once(
+    fake: FakeGitHub, personal: GitHubHost
+) -> None:
+    assert await personal.identity() == "octo-operator"
+    assert await personal.identity() == "octo-operator"
+
+    assert [(r.path, r.auth) for r in fake.requests] == [("/user", "personal")]
+
+
+async def test_a_failed_identity_lookup_is_temporary_and_not_cached(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    fake.fail_next(502, path="^/app$")
+
+    with pytest.raises(TemporaryError, match="502"):
+        await app.identity()
+    assert await app.identity() == "stagingbot[bot]"
+    assert len(fake.calls("GET", "^/app$")) == 2
+
+
+async def test_a_bad_tokens_identity_is_permanent_and_not_shown(fake: FakeGitHub) -> None:
+    token = "ghp_" + "0" * 36
+    host = GitHubHost(GitHubConfig(api_url=fake.url, token=Secret(token)))
+
+    with pytest.raises(PermanentError, match="401") as caught:
+        await host.identity()
+
+    assert "ghp_" not in str(caught.value)
+    host.close()
 
 
 # -- deployments -----------------------------------------------------------------------

@@ -101,6 +101,22 @@ async def test_a_draft_merge_request(fake: FakeGitLab, host: GitLabHost) -> None
     assert pull.draft and pull.title == "Draft: WIP cart"
 
 
+async def test_get_pull_reads_the_label_names_from_the_same_response(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    fake.add_mr(PROJECT, 13, SHA2, labels=("staging", "Backend::API"))
+
+    plain, labelled = await host.get_pull(REF, 12), await host.get_pull(REF, 13)
+    fake.set_labels(PROJECT, 13, ())
+    relabelled = await host.get_pull(REF, 13)
+
+    assert plain.labels == relabelled.labels == ()
+    assert labelled.labels == ("Backend::API", "staging")  # GitLab sorts the names
+    assert [r.path for r in fake.requests] == [
+        f"/api/v4/projects/{PROJECT_ID}/merge_requests/{n}" for n in (12, 13, 13)
+    ]
+
+
 async def test_merged_and_closed_merge_requests(fake: FakeGitLab, host: GitLabHost) -> None:
     fake.add_mr(PROJECT, 13, SHA2)
     fake.close_mr(PROJECT, 12, merged=True)
@@ -244,6 +260,96 @@ async def test_nothing_posted_carries_the_token(fake: FakeGitLab, host: GitLabHo
     assert "[redacted]" in note["body"] and "glpat-" not in note["body"]
     sent = json.dumps([r.body for r in fake.requests])
     assert fake.token not in sent and "glpat-" not in sent
+
+
+# -- replies ---------------------------------------------------------------------------
+
+REPLY = "<!-- stagingbot:reply -->\n@alice, there is no staging to archive."
+
+
+async def test_a_reply_is_a_new_note_and_the_sticky_one_is_left_alone(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    sticky = await host.upsert_comment(REF, 12, "mr-12 is ready", None)
+
+    reply = await host.reply(REF, 12, REPLY)
+
+    (post,) = fake.calls("POST", "/notes$")[1:]
+    assert post.path == f"/api/v4/projects/{PROJECT_ID}/merge_requests/12/notes"
+    assert post.body == {"body": REPLY}  # exactly the caller's body
+    notes = {n["id"]: n for n in fake.notes(PROJECT, 12)}
+    assert set(notes) == {sticky, reply}  # the id the server assigned
+    assert (notes[reply]["body"], notes[reply]["author"]["username"]) == (REPLY, "stagingbot")
+    assert notes[sticky]["body"] == f"{STICKY_MARKER}\nmr-12 is ready"
+    assert await host.upsert_comment(REF, 12, "mr-12 is gone", None) == sticky
+    assert {n["id"]: n for n in fake.notes(PROJECT, 12)}[reply] == notes[reply]
+
+
+async def test_each_reply_is_a_note_of_its_own(fake: FakeGitLab, host: GitLabHost) -> None:
+    first = await host.reply(REF, 12, REPLY)
+    second = await host.reply(REF, 12, REPLY)
+
+    assert first != second
+    assert [n["id"] for n in fake.notes(PROJECT, 12)] == [first, second]
+    assert [r.method for r in fake.requests] == ["POST", "POST"]  # lazily: nothing read first
+
+
+async def test_a_reply_quoting_the_sticky_marker_is_never_taken_for_the_sticky_note(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    reply = await host.reply(REF, 12, f"@mallory, `/staging set X={STICKY_MARKER}` is refused.")
+
+    sticky = await host.upsert_comment(REF, 12, "Deploying", None)
+
+    assert sticky != reply
+    bodies = {n["id"]: n["body"] for n in fake.notes(PROJECT, 12)}
+    assert bodies[reply] == "@mallory, `/staging set X=` is refused."
+
+
+async def test_a_reply_carries_no_token(fake: FakeGitLab, host: GitLabHost) -> None:
+    await host.reply(REF, 12, f"token={fake.token} other=glpat-{'a' * 20}")
+
+    (note,) = fake.notes(PROJECT, 12)
+    assert note["body"] == "token=[redacted] other=[redacted]"
+
+
+async def test_a_reply_to_a_missing_merge_request_is_permanent(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    with pytest.raises(PermanentError, match="404"):
+        await host.reply(REF, 999, REPLY)
+
+
+# -- who the bot is --------------------------------------------------------------------
+
+
+async def test_identity_is_the_tokens_username_read_once(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    assert await host.identity() == "stagingbot"
+    assert await host.identity() == "stagingbot"
+    await host.upsert_comment(REF, 12, "Ready", None)  # the sticky lookup shares the username
+
+    assert len(fake.calls("GET", "^/api/v4/user$")) == 1
+
+
+async def test_identity_is_whoever_the_token_belongs_to() -> None:
+    with FakeGitLab(username="project_278964_bot_1f2e") as fake:
+        host = make_host(fake)
+
+        assert await host.identity() == "project_278964_bot_1f2e"  # a project access token
+        host.close()
+
+
+async def test_a_failed_identity_lookup_is_temporary_and_not_cached(
+    fake: FakeGitLab, host: GitLabHost
+) -> None:
+    fake.fail_next(503, path="^/api/v4/user$")
+
+    with pytest.raises(TemporaryError, match="503"):
+        await host.identity()
+    assert await host.identity() == "stagingbot"
+    assert len(fake.calls("GET", "^/api/v4/user$")) == 2
 
 
 # -- the environment -------------------------------------------------------------------

@@ -139,3 +139,27 @@ def test_reactions_and_permissions_need_a_credential_the_repository_accepts(
     answer = call(fake, "GET", "/repositories/10/collaborators/alice/permission", token).json()
     assert (answer["permission"], answer["role_name"]) == ("write", "maintain")
     assert answer["user"]["permissions"]["maintain"] and not answer["user"]["permissions"]["admin"]
+
+
+def test_pull_requests_carry_their_labels_as_github_shapes_them(fake: FakeGitHub) -> None:
+    auth = f"token {fake.personal_token}"
+    assert call(fake, "GET", f"/repos/{REPO}/pulls/1", auth).json()["labels"] == []
+
+    fake.set_labels(REPO, 1, ("needs review", "staging"))
+    labels = call(fake, "GET", f"/repos/{REPO}/pulls/1", auth).json()["labels"]
+
+    assert [label["name"] for label in labels] == ["needs review", "staging"]
+    assert set(labels[0]) == {"id", "node_id", "url", "name", "color", "default", "description"}
+    assert labels[0]["url"] == f"{fake.url}/repos/{REPO}/labels/needs%20review"
+
+
+def test_the_app_is_read_with_its_jwt_and_the_user_with_a_personal_token(fake: FakeGitHub) -> None:
+    jwt_auth, installation = f"Bearer {app_jwt(fake)}", f"token {installation_token(fake)}"
+
+    assert call(fake, "GET", "/app", jwt_auth).json()["slug"] == "stagingbot"
+    assert call(fake, "GET", "/app", installation).status_code == 401
+    assert call(fake, "GET", "/user", f"token {fake.personal_token}").json()["login"] == (
+        "octo-operator"
+    )
+    # https://docs.github.com/en/rest/users/users#get-the-authenticated-user: not for Apps.
+    assert call(fake, "GET", "/user", installation).status_code == 403
