@@ -20,7 +20,29 @@ class Provisioner(Protocol):
         ...
 
     async def status(self, target: Target) -> Rollout:
-        """Whether the staging's workloads are available, failed (and why), or still rolling."""
+        """Whether the staging's workloads are available, failed (and why), or still rolling.
+
+        Meant for a staging that should be running: the caller does not poll an archived
+        one. If it does, archived workloads are not waited for and never read as failed
+        (all archived: ready, with a reason saying so).
+        """
+        ...
+
+    async def archive(self, target: Target) -> None:
+        """Stop running the staging but keep everything it has (data, volumes, Secrets).
+
+        Nothing runs until `restore`; an `apply` meanwhile (a sweep, a new SHA) updates the
+        staging but keeps it archived. Archiving twice changes nothing. A staging with
+        nothing in the cluster (no namespace) is archived already: no error.
+        """
+        ...
+
+    async def restore(self, target: Target) -> None:
+        """Run the staging again as it was before `archive` (e.g. the same replica counts).
+
+        Returns once the change is applied, not rolled out: follow with `apply` and `status`
+        as for a deploy. Restoring a staging that is not archived changes nothing.
+        """
         ...
 
     async def destroy(self, target: Target) -> bool:

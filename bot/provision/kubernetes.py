@@ -17,7 +17,8 @@ from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 from bot import naming
 from bot.errors import PermanentError, TemporaryError, classify_http
 from bot.model import Rollout, Target
-from bot.provision import render
+from bot.provision import archive, render
+from bot.provision.archive import ANNOTATION_ARCHIVED
 from bot.provision.rollout import workload_rollout
 
 Obj = dict[str, Any]
@@ -26,7 +27,6 @@ T = TypeVar("T")
 k8s_config: Any = _k8s_config
 DynamicClient: Any = _dynamic.DynamicClient
 
-ANNOTATION_ARCHIVED = "stagingbot.dev/archived"
 # What the namespace last held, as `apiVersion/Kind` pairs: pruning lists only these kinds
 # (plus what is applied now), so a kind dropped from every template is still cleaned up.
 # The same idea as kubectl's ApplySet `applyset.kubernetes.io/contains-group-kinds`.
@@ -57,6 +57,7 @@ APPLY_ORDER = (
     "Ingress",
 )
 TERMINATING_MESSAGE = "namespace {namespace} is still terminating"
+ARCHIVED_REASON = "archived: scaled to zero"
 NOT_OURS_MESSAGE = (
     "namespace {namespace} exists but is not labelled as this staging's "
     "(instance {instance!r}); refusing to {action} it"
@@ -89,6 +90,7 @@ class KubernetesProvisioner:
         self._api = api
         self._dynamic = dynamic
         self._field_manager = field_manager
+        self._archive_manager = f"{field_manager}-archive"
         self._timeout = timeout
         self._resources: dict[tuple[str, str], Any] = {}
 
@@ -155,14 +157,13 @@ class KubernetesProvisioner:
         previous = _annotation_kinds(namespace)
         await self._apply_namespace(target, sorted(set(kinds) | set(previous)))
         existing = await self._list_labelled(target, set(kinds) | set(previous))
-        archived = {
-            _identity(obj)
-            for obj in existing
-            if _annotations(obj).get(ANNOTATION_ARCHIVED) == "true"
-        }
+        # An archived staging stays archived, workloads the templates just gained included.
+        staging_archived = archive.is_archived(namespace)
+        live = {_identity(obj): obj for obj in existing}
         for obj in objects:
-            if _identity(obj) in archived:
-                _keep_archived(obj)
+            current = live.get(_identity(obj))
+            if staging_archived or archive.is_archived(current):
+                archive.keep_archived(obj, current)
             await self._apply_object(obj)
         applied = {_identity(obj) for obj in objects}
         for obj in existing:
@@ -186,6 +187,21 @@ class KubernetesProvisioner:
             _request_timeout=self._timeout,
         )
         await _call(f"apply {obj['kind']}/{obj['metadata']['name']}", call, obj)
+
+    async def _merge_patch(self, obj: Obj, patch: Obj, what: str) -> None:
+        """A JSON merge patch as the archive field manager; an object gone meanwhile is fine."""
+        resource = await self._resource(obj["apiVersion"], obj["kind"], obj)
+        name = obj["metadata"]["name"]
+        call = self._dynamic.patch(
+            resource,
+            body=patch,
+            name=name,
+            namespace=obj["metadata"].get("namespace"),
+            content_type="application/merge-patch+json",
+            field_manager=self._archive_manager,
+            _request_timeout=self._timeout,
+        )
+        await _call(f"{what} {obj['kind']}/{name}", call, obj, missing_ok=True)
 
     async def _tls_copy(self, target: Target) -> Obj:
         """The wildcard certificate Secret `ns/name`, as `stagingbot-tls` in the staging."""
@@ -245,6 +261,11 @@ class KubernetesProvisioner:
             workloads.extend(await self._list(api_version, kind, target.namespace, selector))
         if not workloads:
             return Rollout(ready=True, reason="no deployments or statefulsets to wait for")
+        # Scaled to zero on purpose: nothing to wait for, and its last pods may still be
+        # shutting down (a crash-looping one would read as a failure).
+        workloads = [w for w in workloads if not archive.is_archived(w)]
+        if not workloads:
+            return Rollout(ready=True, reason=ARCHIVED_REASON)
         pods = await self._list("v1", "Pod", target.namespace, None)
         waiting: list[str] = []
         for workload in sorted(workloads, key=lambda w: (w["kind"], w["metadata"]["name"])):
@@ -256,6 +277,60 @@ class KubernetesProvisioner:
         if waiting:
             return Rollout(ready=False, reason="; ".join(waiting))
         return Rollout(ready=True)
+
+    # archive and restore
+    #
+    # Who owns `spec.replicas` (server-side apply tracks an owner per field):
+    # - `apply` applies the rendered objects as `stagingbot`, forcing conflicts.
+    # - `archive` and `restore` write JSON merge patches as `stagingbot-archive`: Updates,
+    #   which take over exactly the fields whose value they change and never remove a
+    #   field they did not name. An Apply by a second manager would claim its fields for
+    #   good (applying without them later removes them); an Apply as `stagingbot` would
+    #   have to carry the whole rendered object, or drop every field it left out.
+    # - While archived, `apply` applies the archived form (archive.keep_archived) as
+    #   `stagingbot`: its force cannot scale the staging up, and both managers share
+    #   `replicas: 0` without conflict.
+    # - `restore` changes `replicas` to the recorded count, so `stagingbot-archive` takes it
+    #   over: the next apply sets the template's count (equal, or it wins by force) or,
+    #   with no `replicas` in the template, leaves the restored one instead of dropping it
+    #   back to the default.
+    # https://kubernetes.io/docs/reference/using-api/server-side-apply/#field-management
+
+    async def archive(self, target: Target) -> None:
+        """Scales the staging's Deployments/StatefulSets to 0 and suspends its CronJobs.
+
+        The namespace is marked first (so an apply meanwhile archives too), then each object.
+        No namespace, or one terminating: nothing runs, nothing to do.
+        """
+        namespace = await self._namespace(target)
+        if namespace is None or _terminating(namespace):
+            return
+        _check_ours(namespace, target, "archive")
+        if not archive.is_archived(namespace):
+            marks = {"metadata": {"annotations": {ANNOTATION_ARCHIVED: "true"}}}
+            await self._merge_patch(namespace, marks, "archive")
+        for obj in await self._list_labelled(target, _kind_ids(archive.ARCHIVED_KINDS)):
+            patch = archive.archive_patch(obj)
+            if patch is not None:
+                await self._merge_patch(obj, patch, "archive")
+
+    async def restore(self, target: Target) -> None:
+        """Brings back the recorded replica counts and un-suspends what archive suspended.
+
+        The namespace's mark goes last: until then an apply keeps the staging archived.
+        """
+        namespace = await self._namespace(target)
+        if namespace is None or _terminating(namespace):
+            return
+        _check_ours(namespace, target, "restore")
+        kinds = _kind_ids((*archive.ARCHIVED_KINDS, archive.JOB))
+        for obj in await self._list_labelled(target, kinds):
+            patch = archive.restore_patch(obj)
+            if patch is not None:
+                await self._merge_patch(obj, patch, "restore")
+        if archive.is_archived(namespace):
+            unmark = {"metadata": {"annotations": {ANNOTATION_ARCHIVED: None}}}
+            await self._merge_patch(namespace, unmark, "restore")
 
     # destroy
 
@@ -422,14 +497,10 @@ def _identity(obj: Obj) -> tuple[str, str, str]:
     return group, obj["kind"], obj["metadata"]["name"]
 
 
+def _kind_ids(kinds: Iterable[tuple[str, str]]) -> list[str]:
+    return [f"{api_version}/{kind}" for api_version, kind in kinds]
+
+
 def _apply_rank(obj: Obj) -> int:
     kind = obj["kind"]
     return APPLY_ORDER.index(kind) if kind in APPLY_ORDER else len(APPLY_ORDER)
-
-
-def _keep_archived(obj: Obj) -> None:
-    """An archived workload stays scaled to zero and keeps its marker (whoever set it)."""
-    if (obj["apiVersion"], obj["kind"]) not in WORKLOAD_KINDS:
-        return
-    obj.setdefault("spec", {})["replicas"] = 0
-    obj["metadata"].setdefault("annotations", {})[ANNOTATION_ARCHIVED] = "true"

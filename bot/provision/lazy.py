@@ -55,6 +55,12 @@ class LazyProvisioner:
     async def status(self, target: Target) -> Rollout:
         return await (await self.connect()).status(target)
 
+    async def archive(self, target: Target) -> None:
+        await (await self.connect()).archive(target)
+
+    async def restore(self, target: Target) -> None:
+        await (await self.connect()).restore(target)
+
     async def destroy(self, target: Target) -> bool:
         return await (await self.connect()).destroy(target)
 

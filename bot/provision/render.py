@@ -12,19 +12,22 @@ import yaml
 from bot import naming
 from bot.errors import PermanentError
 from bot.model import Target
+from bot.provision import overrides
 
 ANNOTATION_REDEPLOY = "stagingbot.dev/redeploy"
 ANNOTATION_CERT_MANAGER = "cert-manager.io/cluster-issuer"
 # The name under which the provisioner copies `staging.tls_secret` into each namespace.
 TLS_SECRET_NAME = "stagingbot-tls"  # noqa: S105 (a Secret object name, not a secret)
-# The per-staging overrides ConfigMap the shipped web Deployment reads with `envFrom`.
-OVERRIDES_CONFIGMAP = "stagingbot-overrides"
+# The bot-owned ConfigMap of per-staging overrides, read by every container (overrides.py).
+OVERRIDES_CONFIGMAP = overrides.CONFIGMAP
+ANNOTATION_OVERRIDES_CHECKSUM = overrides.ANNOTATION_CHECKSUM
 JOB_TTL_SECONDS = 3600
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
 # `${name}` is a variable; `$${name}` stays the literal text `${name}` (e.g. for a shell).
 _PLACEHOLDER = re.compile(r"\$(\$?)\{([^{}]*)\}")
 _WORKLOADS = {("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet")}
+_CRONJOB = ("batch/v1", "CronJob")
 # A staging lives inside its namespace: objects outside any namespace are refused.
 CLUSTER_SCOPED_KINDS = frozenset(
     {
@@ -102,13 +105,15 @@ def variables(target: Target) -> dict[str, str]:
 
 
 def render_manifests(target: Target) -> list[Obj]:
-    """Every `*.yaml`/`*.yml` in `target.manifests`, by file name, rendered for `target`."""
+    """Every `*.yaml`/`*.yml` in `target.manifests`, by file name, rendered for `target`,
+    then the bot's own overrides ConfigMap."""
     folder = Path(target.manifests)
     if not folder.is_dir():
         raise PermanentError(f"invalid manifest folder {target.manifests}: not a directory")
     files = sorted(p for p in folder.iterdir() if p.suffix in TEMPLATE_SUFFIXES and p.is_file())
     if not files:
         raise PermanentError(f"invalid manifest folder {target.manifests}: no *.yaml templates")
+    settings = overrides.data(target.overrides, _invalid_overrides)
     values = variables(target)
     objects: list[Obj] = []
     for path in files:
@@ -116,8 +121,28 @@ def render_manifests(target: Target) -> list[Obj]:
             where = _Where(path.name, number)
             _check(document, where)
             filled = _substitute(document, _filler(values, where))
-            objects.append(_finish(filled, target, where))
+            objects.append(_finish(filled, target, where, settings))
+    objects.append(overrides_configmap(target, settings))
     return objects
+
+
+def overrides_configmap(target: Target, settings: dict[str, str]) -> Obj:
+    """The staging's overrides, always present (empty `data` when none): every pod refers to it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": OVERRIDES_CONFIGMAP,
+            "namespace": target.namespace,
+            "labels": _labels(target),
+            "annotations": _annotations(target),
+        },
+        "data": dict(settings),
+    }
+
+
+def _invalid_overrides(detail: str) -> PermanentError:
+    return PermanentError(f"invalid overrides: {detail}")
 
 
 def namespace_manifest(target: Target) -> Obj:
@@ -216,19 +241,23 @@ def _check(document: Obj, where: _Where) -> None:
         )
 
 
-def _finish(obj: Obj, target: Target, where: _Where) -> Obj:
+def _finish(obj: Obj, target: Target, where: _Where, settings: dict[str, str]) -> Obj:
     """Adds what the bot owns to a filled-in object: namespace, labels, annotations, tweaks."""
     api_version, kind, metadata = obj["apiVersion"], obj["kind"], obj["metadata"]
     if not metadata["name"]:
         raise where.error(f"{kind} has an empty metadata.name")
+    if (api_version, kind) == ("v1", "ConfigMap") and metadata["name"] == OVERRIDES_CONFIGMAP:
+        raise where.error(
+            f"ConfigMap {OVERRIDES_CONFIGMAP} is the bot's own (per-staging overrides): "
+            "rename yours"
+        )
     metadata["namespace"] = target.namespace
     _mapping(metadata, "labels", where).update(_labels(target))
     _mapping(metadata, "annotations", where).update(_annotations(target))
-    if (api_version, kind) in _WORKLOADS and target.redeploy_token:
-        pod_metadata = _mapping(
-            _mapping(_mapping(obj, "spec", where), "template", where), "metadata", where
-        )
-        _mapping(pod_metadata, "annotations", where)[ANNOTATION_REDEPLOY] = target.redeploy_token
+    if (api_version, kind) in _WORKLOADS:
+        _finish_workload(obj, target, where, settings)
+    if (api_version, kind) == _CRONJOB:
+        _finish_cronjob(obj, where, settings)
     if (api_version, kind) == ("batch/v1", "Job"):
         _finish_job(obj, target, where)
     if (api_version, kind) == ("networking.k8s.io/v1", "Ingress"):
@@ -236,8 +265,36 @@ def _finish(obj: Obj, target: Target, where: _Where) -> Obj:
     return obj
 
 
+def _finish_workload(
+    workload: Obj, target: Target, where: _Where, settings: dict[str, str]
+) -> None:
+    """Every container reads the overrides; the pod template carries their checksum (a
+    change rolls the pods, an unchanged set does not) and the redeploy token, if any."""
+    template = _mapping(_mapping(workload, "spec", where), "template", where)
+    overrides.wire_pod(_mapping(template, "spec", where), settings, where.error)
+    annotations = _mapping(_mapping(template, "metadata", where), "annotations", where)
+    annotations[ANNOTATION_OVERRIDES_CHECKSUM] = overrides.checksum(settings)
+    if target.redeploy_token:
+        annotations[ANNOTATION_REDEPLOY] = target.redeploy_token
+
+
+def _finish_cronjob(cronjob: Obj, where: _Where, settings: dict[str, str]) -> None:
+    """Every container reads the overrides. No checksum: each run starts new pods, which
+    read the ConfigMap as it is then, so a change needs no restart."""
+    job_spec = _mapping(
+        _mapping(_mapping(cronjob, "spec", where), "jobTemplate", where), "spec", where
+    )
+    pod_spec = _mapping(_mapping(job_spec, "template", where), "spec", where)
+    overrides.wire_pod(pod_spec, settings, where.error)
+
+
 def _finish_job(job: Obj, target: Target, where: _Where) -> None:
-    """One Job per SHA (its pod template is immutable), removed an hour after it finished."""
+    """One Job per SHA (its pod template is immutable), removed an hour after it finished.
+
+    Overrides are not wired in: the same immutability would refuse the changed template of
+    an existing Job (this SHA's, rendered by an older bot). A Job that wants them lists
+    `envFrom: [{configMapRef: {name: stagingbot-overrides}}]` itself; it always resolves.
+    """
     suffix = f"-{target.sha[:7]}"
     head = job["metadata"]["name"][: naming.DNS_LABEL_MAX - len(suffix)].rstrip("-.")
     job["metadata"]["name"] = f"{head}{suffix}"

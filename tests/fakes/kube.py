@@ -26,13 +26,17 @@ Simplifications, on purpose:
   lists as atomic (the real server merges lists by key, e.g. containers by name). Fields
   a manager stops applying are removed unless another manager owns them; conflicts with
   another manager's differing value answer 409 unless `force=true`.
+  An Update (PUT, merge patch) takes over the fields whose value it changes, as the real
+  server does. Managers are told apart by name only (the real server keeps one entry per
+  manager and operation), so use distinct names for a manager's Apply and Update writes.
   Strategic merge patch is treated as a JSON merge patch; JSON patch is refused (415).
 - Validation is `kubernetes_validate` (first error only) plus the rules the bot can trip
   over: names, label syntax, Deployment selector vs template labels, immutable
   selectors, Job templates and StatefulSet specs.
 - Deployment/StatefulSet pods are owned directly by the workload (no ReplicaSets or
   ControllerRevisions); old pods are replaced at once when the template changes.
-  Jobs complete after the rollout delay without pods; DaemonSets get no pods.
+  Jobs complete after the rollout delay without pods (suspended ones never do);
+  DaemonSets get no pods.
 - No watch, no pagination (`limit`/`continue` ignored), no admission webhooks, no RBAC
   (any request with the kubeconfig's bearer token is allowed).
 """
@@ -388,6 +392,24 @@ def merge(base: Any, patch: Any, null_deletes: bool = False) -> Any:
         else:
             out[key] = merge(out.get(key), value, null_deletes)
     return out
+
+
+def _take_over(
+    owners: dict[str, tuple[str, set[tuple[str, ...]]]], manager: str, old: Obj, new: Obj
+) -> None:
+    """An Update (PUT, merge patch) owns the fields whose value it changed, taking them from
+    every other manager; the fields it removed leave every manager. It gains nothing it
+    left as it was. ("Whenever a field's value does change, ownership moves from its current
+    manager to the manager making the change": kubernetes.io server-side apply docs.)"""
+    before, after = dict(_leaves(old)), dict(_leaves(new))
+    missing = object()
+    changed = {path for path, value in after.items() if before.get(path, missing) != value}
+    removed = before.keys() - after.keys()
+    for other, (operation, owned) in list(owners.items()):
+        if other != manager:
+            owners[other] = (operation, owned - changed - removed)
+    owned = owners.get(manager, ("Update", set()))[1]
+    owners[manager] = ("Update", (owned - removed) | changed)
 
 
 def _fields_v1(paths: set[tuple[str, ...]]) -> Obj:
@@ -787,6 +809,7 @@ class FakeKube:
         if media in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             entry = self._entry(res, namespace, name)
             patch = _decode(body, media)
+            _check_resource_version(res, name, patch, entry.obj)
             merged = merge(_ownable(entry.obj), patch, null_deletes=True)
             paths = {p for p, _ in _leaves(_ownable(patch))}
             manager = query.get("fieldManager", "OpenAPI-Generator")
@@ -887,11 +910,10 @@ class FakeKube:
         new_entry = _Entry(obj, entry.owners if entry else {}, entry.converge_at if entry else 0)
         if paths is not None and op == "apply":
             new_entry.owners[manager] = ("Apply", set(paths))
-        elif paths is not None:  # an Update manager accumulates what it ever wrote
-            new_entry.owners[manager] = (
-                "Update",
-                new_entry.owners.get(manager, ("", set()))[1] | paths,
-            )
+        elif paths is not None and old is not None:
+            _take_over(new_entry.owners, manager, _ownable(old), _ownable(obj))
+        elif paths is not None:  # created by an Update: it owns what it wrote
+            new_entry.owners[manager] = ("Update", set(paths))
         obj["metadata"]["managedFields"] = [
             {
                 "manager": m,
@@ -1057,7 +1079,11 @@ class FakeKube:
                 if entry.converge_at <= now:
                     self._roll_out(plural, entry)
         for entry in self._store[("batch", "jobs")].values():
-            if entry.converge_at <= now and not entry.obj.get("status", {}).get("succeeded"):
+            if (
+                entry.converge_at <= now
+                and not entry.obj.get("status", {}).get("succeeded")
+                and not entry.obj["spec"].get("suspend")  # a suspended Job starts no pods
+            ):
                 _complete_job(entry.obj)
                 entry.obj["metadata"]["resourceVersion"] = str(next(self._rv))
 

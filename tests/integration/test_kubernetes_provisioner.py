@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes.aio import client as k8s_client
@@ -14,13 +16,16 @@ from kubernetes.aio import config as k8s_config
 from bot import naming
 from bot.errors import PermanentError, TemporaryError
 from bot.model import Rollout, StagingKey, Target
-from bot.provision.kubernetes import ANNOTATION_ARCHIVED, KubernetesProvisioner
+from bot.provision.archive import ANNOTATION_REPLICAS
+from bot.provision.kubernetes import ANNOTATION_ARCHIVED, ARCHIVED_REASON, KubernetesProvisioner
+from bot.provision.render import ANNOTATION_OVERRIDES_CHECKSUM, OVERRIDES_CONFIGMAP
 from tests.conftest import ROOT
 from tests.fakes.kube import FakeKube
 
 KEY = StagingKey("github", 186853002, 2)
 SHA1 = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 SHA2 = "2b3a4d5c6e7f8091a2b3c4d5e6f708192a3b4c5d"
+SHA3 = "3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f"
 NAMESPACE = "staging-hello-world-pr-2"
 
 WEB = """
@@ -99,7 +104,7 @@ def templates(tmp_path: Path) -> Path:
     return folder
 
 
-def make_target(folder: Path, sha: str = SHA1, **changes: str) -> Target:
+def make_target(folder: Path, sha: str = SHA1, **changes: Any) -> Target:
     target = Target(
         key=KEY,
         repo="Codertocat/Hello-World",
@@ -147,10 +152,10 @@ async def test_apply_creates_the_labelled_namespace_and_its_objects(
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"registry.example.com/hello:{SHA1}"
     assert [s["metadata"]["name"] for s in kube.objects("Service", NAMESPACE)] == ["web"]
-    [config] = kube.objects("ConfigMap", NAMESPACE)
-    assert config["data"] == {"BRANCH": "changes"}
+    config = kube.get("ConfigMap", NAMESPACE, "settings")
+    assert config is not None and config["data"] == {"BRANCH": "changes"}
     applies = kube.count("PATCH", content_type="application/apply-patch+yaml")
-    assert applies == 4  # the namespace and three objects, each one server-side apply
+    assert applies == 5  # the namespace, three objects, the overrides: each server-side apply
     managers = {m["manager"] for m in deployment["metadata"]["managedFields"]}
     assert managers == {"stagingbot"}
 
@@ -197,7 +202,7 @@ async def test_an_object_dropped_from_the_templates_is_pruned(
     await provisioner.apply(target)
 
     names = [c["metadata"]["name"] for c in kube.objects("ConfigMap", NAMESPACE)]
-    assert names == ["other", "unlabelled"]  # never touches what is not this staging's
+    assert names == ["other", OVERRIDES_CONFIGMAP, "unlabelled"]  # only this staging's
     assert len(kube.objects("Deployment", NAMESPACE)) == 1
 
 
@@ -517,3 +522,309 @@ async def test_without_any_kubeconfig_the_error_says_no_cluster_is_configured(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
     with pytest.raises(PermanentError, match="no cluster configured: not running in a pod"):
         await KubernetesProvisioner.create("", "")
+
+
+# Per-staging overrides
+
+
+async def test_overrides_reach_the_pods_and_only_a_change_rolls_them(
+    kube: FakeKube, provisioner: KubernetesProvisioner, templates: Path
+) -> None:
+    nasty = '$(rm -rf /)"; echo: {x}'
+    await provisioner.apply(make_target(templates, overrides=(("FEATURE_X", nasty),)))
+    configmap = kube.get("ConfigMap", NAMESPACE, OVERRIDES_CONFIGMAP)
+    assert configmap is not None and configmap["data"] == {"FEATURE_X": nasty}
+    deployment = kube.get("Deployment", NAMESPACE, "web")
+    assert deployment is not None
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"configMapRef": {"name": OVERRIDES_CONFIGMAP}}]
+    generation = deployment["metadata"]["generation"]
+
+    await provisioner.apply(make_target(templates, SHA1, overrides=(("FEATURE_X", nasty),)))
+    assert generation_of(kube, "web") == generation  # same overrides: the pods stay
+
+    await provisioner.apply(make_target(templates, overrides=(("FEATURE_X", "off"),)))
+    assert generation_of(kube, "web") == generation + 1  # a new checksum rolls them
+
+    await provisioner.apply(make_target(templates))  # `/staging unset FEATURE_X`
+    configmap = kube.get("ConfigMap", NAMESPACE, OVERRIDES_CONFIGMAP)
+    assert configmap is not None and configmap.get("data", {}) == {}
+    assert generation_of(kube, "web") == generation + 2
+    deployment = kube.get("Deployment", NAMESPACE, "web")
+    assert deployment is not None
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[ANNOTATION_OVERRIDES_CHECKSUM] == hashlib.sha256(b"[]").hexdigest()
+
+
+def generation_of(kube: FakeKube, name: str) -> int:
+    deployment = kube.get("Deployment", NAMESPACE, name)
+    assert deployment is not None
+    generation: int = deployment["metadata"]["generation"]
+    return generation
+
+
+# Archive and restore
+
+SCALED_WEB = WEB.replace("spec:\n  selector", "spec:\n  replicas: 2\n  selector")
+DATABASE = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+        - name: postgres
+          image: postgres:16-alpine
+"""
+NIGHTLY = """
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: report
+              image: ${image}
+"""
+PAUSED = NIGHTLY.replace("name: nightly", "name: paused").replace(
+    'schedule: "0 3 * * *"', 'schedule: "0 4 * * *"\n  suspend: true'
+)
+WORKER = WEB.replace("name: web", "name: worker").replace("app: web", "app: worker")
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@pytest.fixture
+def archivable(tmp_path: Path) -> Path:
+    """A web Deployment with 2 replicas, a StatefulSet with the default 1, two CronJobs
+    (one suspended by its template), a Service and a ConfigMap."""
+    folder = tmp_path / "archivable"
+    folder.mkdir()
+    files = {
+        "web.yaml": SCALED_WEB,
+        "db.yaml": DATABASE,
+        "cron.yaml": NIGHTLY + "---\n" + PAUSED,
+        "service.yaml": SERVICE,
+        "config.yaml": CONFIG,
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def live(kube: FakeKube, kind: str, name: str) -> dict[str, Any]:
+    obj = kube.get(kind, NAMESPACE, name)
+    assert obj is not None, f"{kind}/{name} is missing"
+    return obj
+
+
+def replicas(kube: FakeKube, kind: str, name: str) -> int:
+    count: int = live(kube, kind, name)["spec"]["replicas"]
+    return count
+
+
+def marks(kube: FakeKube, kind: str, name: str) -> dict[str, str]:
+    annotations = live(kube, kind, name)["metadata"].get("annotations") or {}
+    return {k: v for k, v in annotations.items() if k.startswith("stagingbot.dev/archived")}
+
+
+async def running(provisioner: KubernetesProvisioner, folder: Path, sha: str = SHA1) -> Target:
+    target = make_target(folder, sha)
+    await provisioner.apply(target)
+    await wait_for(provisioner, target, lambda r: r.ready)
+    return target
+
+
+async def test_archive_scales_to_zero_recording_the_counts_and_keeps_everything_else(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    target = await running(provisioner, archivable)
+
+    await provisioner.archive(target)
+
+    assert (replicas(kube, "Deployment", "web"), replicas(kube, "StatefulSet", "db")) == (0, 0)
+    archived = {ANNOTATION_ARCHIVED: "true"}
+    assert marks(kube, "Deployment", "web") == {**archived, ANNOTATION_REPLICAS: "2"}
+    assert marks(kube, "StatefulSet", "db") == {**archived, ANNOTATION_REPLICAS: "1"}
+    namespace = kube.namespace(NAMESPACE)
+    assert namespace is not None
+    assert namespace["metadata"]["annotations"][ANNOTATION_ARCHIVED] == "true"
+    for kind, name in (("Service", "web"), ("ConfigMap", "settings")):
+        assert kube.get(kind, NAMESPACE, name) is not None
+    for _ in range(100):
+        if not kube.objects("Pod", NAMESPACE):
+            break
+        await asyncio.sleep(0.02)
+    assert kube.objects("Pod", NAMESPACE) == []
+
+
+async def test_archiving_twice_keeps_the_first_counts_and_writes_nothing(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    target = await running(provisioner, archivable)
+    await provisioner.archive(target)
+    writes = kube.count("PATCH", content_type=MERGE_PATCH)
+
+    await provisioner.archive(target)
+
+    assert kube.count("PATCH", content_type=MERGE_PATCH) == writes
+    assert marks(kube, "Deployment", "web")[ANNOTATION_REPLICAS] == "2"
+    assert marks(kube, "StatefulSet", "db")[ANNOTATION_REPLICAS] == "1"
+
+
+async def test_an_apply_while_archived_updates_the_staging_but_keeps_it_at_zero(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    await provisioner.archive(await running(provisioner, archivable))
+
+    await provisioner.apply(make_target(archivable, SHA2))
+
+    web = live(kube, "Deployment", "web")
+    assert web["spec"]["replicas"] == 0
+    assert web["spec"]["template"]["spec"]["containers"][0]["image"].endswith(SHA2)
+    assert marks(kube, "Deployment", "web")[ANNOTATION_REPLICAS] == "2"
+    assert replicas(kube, "StatefulSet", "db") == 0
+    assert live(kube, "CronJob", "nightly")["spec"]["suspend"] is True
+
+
+async def test_restore_brings_back_the_recorded_counts_and_a_later_apply_keeps_them(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    await provisioner.archive(await running(provisioner, archivable))
+    await provisioner.apply(make_target(archivable, SHA2))  # a sweep while archived
+
+    await provisioner.restore(make_target(archivable, SHA2))
+
+    assert (replicas(kube, "Deployment", "web"), replicas(kube, "StatefulSet", "db")) == (2, 1)
+    assert marks(kube, "Deployment", "web") == marks(kube, "StatefulSet", "db") == {}
+    namespace = kube.namespace(NAMESPACE)
+    assert namespace is not None
+    assert ANNOTATION_ARCHIVED not in namespace["metadata"]["annotations"]
+
+    target = await running(provisioner, archivable, SHA3)
+
+    assert (replicas(kube, "Deployment", "web"), replicas(kube, "StatefulSet", "db")) == (2, 1)
+    assert await provisioner.status(target) == Rollout(ready=True)
+    # The count the template does not set is the restore's: the bot's apply does not claim
+    # it, so it can never reset it to the default.
+    db_owners = owned_spec_fields(live(kube, "StatefulSet", "db"))
+    assert "f:replicas" in db_owners["stagingbot-archive"]
+    assert "f:replicas" not in db_owners["stagingbot"]
+
+
+def owned_spec_fields(obj: dict[str, Any]) -> dict[str, set[str]]:
+    return {
+        entry["manager"]: set(entry["fieldsV1"].get("f:spec", {}))
+        for entry in obj["metadata"]["managedFields"]
+    }
+
+
+async def test_restoring_twice_or_a_running_staging_changes_nothing(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    target = await running(provisioner, archivable)
+    await provisioner.restore(target)
+    assert kube.count("PATCH", content_type=MERGE_PATCH) == 0
+
+    await provisioner.archive(target)
+    await provisioner.restore(target)
+    writes = kube.count("PATCH", content_type=MERGE_PATCH)
+    await provisioner.restore(target)
+
+    assert kube.count("PATCH", content_type=MERGE_PATCH) == writes
+    assert (replicas(kube, "Deployment", "web"), replicas(kube, "StatefulSet", "db")) == (2, 1)
+
+
+async def test_cronjobs_are_suspended_and_only_those_the_bot_suspended_resume(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    target = await running(provisioner, archivable)
+
+    await provisioner.archive(target)
+
+    assert live(kube, "CronJob", "nightly")["spec"]["suspend"] is True
+    assert marks(kube, "CronJob", "nightly") == {ANNOTATION_ARCHIVED: "true"}
+    assert marks(kube, "CronJob", "paused") == {}  # suspended by its template, not by us
+
+    await provisioner.restore(target)
+
+    assert live(kube, "CronJob", "nightly")["spec"]["suspend"] is False
+    assert marks(kube, "CronJob", "nightly") == {}
+    assert live(kube, "CronJob", "paused")["spec"]["suspend"] is True
+
+
+async def test_what_the_templates_gain_while_archived_waits_for_the_restore(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    await provisioner.archive(await running(provisioner, archivable))
+    (archivable / "worker.yaml").write_text(
+        WORKER.replace("spec:\n  selector", "spec:\n  replicas: 3\n  selector")
+    )
+    (archivable / "migrate.yaml").write_text(MIGRATE)
+
+    await provisioner.apply(make_target(archivable, SHA2))
+
+    assert replicas(kube, "Deployment", "worker") == 0
+    assert marks(kube, "Deployment", "worker")[ANNOTATION_REPLICAS] == "3"
+    job = live(kube, "Job", f"migrate-{SHA2[:7]}")
+    assert job["spec"]["suspend"] is True  # no migration against a database scaled to zero
+    await asyncio.sleep(0.2)
+    assert not live(kube, "Job", f"migrate-{SHA2[:7]}").get("status", {}).get("succeeded")
+
+    await provisioner.restore(make_target(archivable, SHA2))
+
+    assert replicas(kube, "Deployment", "worker") == 3
+    assert live(kube, "Job", f"migrate-{SHA2[:7]}")["spec"]["suspend"] is False
+    for _ in range(100):
+        if live(kube, "Job", f"migrate-{SHA2[:7]}").get("status", {}).get("succeeded"):
+            break
+        await asyncio.sleep(0.02)
+    assert live(kube, "Job", f"migrate-{SHA2[:7]}")["status"]["succeeded"] == 1
+
+
+async def test_an_archived_staging_does_not_read_as_failed(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    kube.crash_loop(SHA1)
+    target = make_target(archivable)
+    await provisioner.apply(target)
+    await wait_for(provisioner, target, lambda r: r.failed)
+
+    await provisioner.archive(target)
+
+    assert await provisioner.status(target) == Rollout(ready=True, reason=ARCHIVED_REASON)
+
+
+async def test_archive_and_restore_of_a_staging_without_a_namespace_do_nothing(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    target = make_target(archivable)
+
+    await provisioner.archive(target)
+    await provisioner.restore(target)
+
+    assert kube.namespace(NAMESPACE) is None
+    assert kube.count("PATCH") == kube.count("POST") == 0
+
+
+async def test_archive_refuses_a_namespace_that_is_not_this_stagings(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    kube.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+
+    with pytest.raises(PermanentError, match="refusing to archive it"):
+        await provisioner.archive(make_target(archivable))
+    with pytest.raises(PermanentError, match="refusing to restore it"):
+        await provisioner.restore(make_target(archivable))

@@ -194,6 +194,76 @@ def test_server_side_apply_conflicts_unless_forced(http: httpx.Client) -> None:
     assert forced.json()["data"] == {"a": "2"}
 
 
+def merge_patch(
+    http: httpx.Client, path: str, patch: dict[str, Any], manager: str
+) -> httpx.Response:
+    return http.patch(
+        path,
+        content=json.dumps(patch),
+        params={"fieldManager": manager},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+
+
+def owners(answer: httpx.Response) -> dict[str, set[str]]:
+    """Which manager owns which `data` keys."""
+    return {
+        entry["manager"]: {key[2:] for key in entry["fieldsV1"].get("f:data", {})}
+        for entry in answer.json()["metadata"]["managedFields"]
+    }
+
+
+def test_a_merge_patch_takes_over_only_the_fields_whose_value_it_changes(
+    http: httpx.Client,
+) -> None:
+    apply(http, "/api/v1/namespaces/demo", namespace("demo"))
+    path = "/api/v1/namespaces/demo/configmaps/one"
+    apply(http, path, config_map("one", a="1", b="2", c="3"))
+
+    patched = merge_patch(http, path, {"data": {"a": "10", "b": "2", "c": None}}, "editor")
+
+    assert patched.json()["data"] == {"a": "10", "b": "2"}
+    assert owners(patched) == {"test": {"b"}, "editor": {"a"}}
+    # The applier no longer owns `a`: applying without it leaves the editor's value.
+    assert apply(http, path, config_map("one", b="2")).json()["data"] == {"a": "10", "b": "2"}
+
+
+def test_a_merge_patch_with_a_stale_resource_version_conflicts(http: httpx.Client) -> None:
+    apply(http, "/api/v1/namespaces/demo", namespace("demo"))
+    path = "/api/v1/namespaces/demo/configmaps/one"
+    version = apply(http, path, config_map("one", a="1")).json()["metadata"]["resourceVersion"]
+    apply(http, path, config_map("one", a="2"))
+
+    stale = {"metadata": {"resourceVersion": version}, "data": {"a": "3"}}
+    answer = merge_patch(http, path, stale, "editor")
+
+    assert answer.status_code == 409
+    assert "the object has been modified" in answer.json()["message"]
+
+
+def test_a_suspended_job_does_not_run_until_resumed(kube: FakeKube, http: httpx.Client) -> None:
+    apply(http, "/api/v1/namespaces/demo", namespace("demo"))
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "demo"},
+        "spec": {
+            "suspend": True,
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "a:1"}]}
+            },
+        },
+    }
+    path = "/apis/batch/v1/namespaces/demo/jobs/migrate"
+    apply(http, path, job)
+    time.sleep(0.2)
+    assert not http.get(path).json().get("status", {}).get("succeeded")
+
+    merge_patch(http, path, {"spec": {"suspend": False}}, "resumer")
+
+    eventually(lambda: http.get(path).json().get("status", {}).get("succeeded") == 1)
+
+
 def test_an_invalid_object_is_unprocessable(http: httpx.Client) -> None:
     apply(http, "/api/v1/namespaces/demo", namespace("demo"))
     bad = deployment()

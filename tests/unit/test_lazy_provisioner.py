@@ -49,3 +49,27 @@ async def test_calls_fail_temporarily_saying_what_is_missing_then_connect_later(
     monkeypatch.setattr(lazy, "RETRY_CONNECT", 0.0)
     await provisioner.apply(TARGET)
     assert real.applied == [TARGET] and len(attempts) == 2
+
+
+async def test_archive_and_restore_reach_the_real_provisioner_once_connected() -> None:
+    real = RecordingProvisioner()
+
+    async def factory() -> Provisioner:
+        return real
+
+    provisioner = lazy.LazyProvisioner(factory, "Kubernetes")
+    await provisioner.archive(TARGET)
+    await provisioner.restore(TARGET)
+
+    assert real.calls == ["archive staging-b-pr-2", "restore staging-b-pr-2"]
+
+
+async def test_archive_without_a_cluster_fails_temporarily() -> None:
+    async def factory() -> Provisioner:
+        raise FileNotFoundError("no kubeconfig at /root/.kube/config")
+
+    provisioner = lazy.LazyProvisioner(factory, "Kubernetes")
+    with pytest.raises(TemporaryError, match="Kubernetes is not configured or not reachable"):
+        await provisioner.archive(TARGET)
+    with pytest.raises(TemporaryError):
+        await provisioner.restore(TARGET)

@@ -15,6 +15,7 @@ from bot import naming
 from bot.model import StagingKey, Target
 from bot.provision.render import (
     ANNOTATION_CERT_MANAGER,
+    ANNOTATION_OVERRIDES_CHECKSUM,
     ANNOTATION_REDEPLOY,
     OVERRIDES_CONFIGMAP,
     TLS_SECRET_NAME,
@@ -33,6 +34,12 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PASSWORD = "5f2b8c1e9d7a4b3c6e0f1a2b3c4d5e6f"
 NASTY_BRANCH = "x\n  evil: true\n- {a: b}\n\"quoted\" 'single' key: value ${sha} $${x} ✓ ünï\t#"
+NASTY_VALUE = '$(rm -rf /)"; echo: {x}'
+OVERRIDES = (
+    ("DATABASE_URL", "postgresql://elsewhere"),
+    ("FEATURE_X", NASTY_VALUE),
+    ("STAGING_BRANCH", "${branch} $${x}"),
+)
 
 
 def realistic_target() -> Target:
@@ -62,6 +69,7 @@ TARGETS = {
     "no-class-no-tls": replace(realistic_target(), ingress_class="", cert_manager_issuer=""),
     "wildcard-tls": replace(realistic_target(), tls_secret="cert-manager/wildcard-staging"),
     "no-redeploy-token": replace(realistic_target(), redeploy_token=""),
+    "overrides": replace(realistic_target(), overrides=OVERRIDES),
 }
 
 
@@ -112,6 +120,7 @@ def test_shipped_templates_are_a_web_app_with_its_own_database_and_policy() -> N
     objects = render_manifests(realistic_target())
     kinds = sorted(f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects)
     assert kinds == [
+        "ConfigMap/stagingbot-overrides",
         "Deployment/web",
         "Ingress/web",
         "LimitRange/stagingbot-defaults",
@@ -140,10 +149,27 @@ def test_web_reads_the_database_url_from_the_secret_and_optional_overrides() -> 
     env = {item["name"]: item for item in container["env"]}
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "database-url"}
     assert env["STAGING_NUMBER"]["value"] == "12"
-    assert container["envFrom"] == [
-        {"configMapRef": {"name": OVERRIDES_CONFIGMAP, "optional": True}}
-    ]
+    assert container["envFrom"] == [{"configMapRef": {"name": OVERRIDES_CONFIGMAP}}]
     assert container["readinessProbe"] and container["resources"]["limits"]
+
+
+def test_overrides_reach_every_container_but_never_the_database_url() -> None:
+    objects = render_manifests(TARGETS["overrides"])
+    (configmap,) = by_kind(objects, "ConfigMap")
+    assert configmap["metadata"]["name"] == OVERRIDES_CONFIGMAP
+    assert configmap["data"] == dict(OVERRIDES)  # verbatim, `${...}` not filled in
+    for workload in by_kind(objects, "Deployment") + by_kind(objects, "StatefulSet"):
+        template = workload["spec"]["template"]
+        assert len(template["metadata"]["annotations"][ANNOTATION_OVERRIDES_CHECKSUM]) == 64
+        for container in template["spec"]["containers"]:
+            assert {"configMapRef": {"name": OVERRIDES_CONFIGMAP}} in container["envFrom"]
+    (web,) = by_kind(objects, "Deployment")
+    env = {e["name"]: e for e in web["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DATABASE_URL"]["valueFrom"] == {
+        "secretKeyRef": {"name": "db", "key": "database-url"}
+    }
+    assert env["STAGING_BRANCH"]["valueFrom"]["configMapKeyRef"]["key"] == "STAGING_BRANCH"
+    assert NASTY_VALUE not in json.dumps(web)  # only in the ConfigMap, as data
 
 
 def test_database_is_postgres_with_a_volume_and_a_readiness_check() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import textwrap
 from dataclasses import replace
@@ -15,8 +16,10 @@ from bot.errors import PermanentError
 from bot.model import StagingKey, Target
 from bot.provision.render import (
     ANNOTATION_CERT_MANAGER,
+    ANNOTATION_OVERRIDES_CHECKSUM,
     ANNOTATION_REDEPLOY,
     JOB_TTL_SECONDS,
+    OVERRIDES_CONFIGMAP,
     namespace_manifest,
     render_manifests,
     variables,
@@ -96,8 +99,10 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def render_one(folder: Path, text: str, **changes: Any) -> dict[str, Any]:
+    """The one object the template renders to (beside the bot's overrides ConfigMap)."""
     write(folder, "only.yaml", text)
-    (obj,) = render_manifests(make_target(folder, **changes))
+    obj, overrides = render_manifests(make_target(folder, **changes))
+    assert overrides["metadata"]["name"] == OVERRIDES_CONFIGMAP
     return obj
 
 
@@ -257,13 +262,18 @@ def test_bot_labels_and_annotations_are_merged_with_the_templates(tmp_path: Path
 def test_redeploy_token_changes_the_pod_template_of_workloads(tmp_path: Path) -> None:
     obj = render_one(tmp_path, WEB, redeploy_token="2024-06-01T10:00:00")
     pod_metadata = obj["spec"]["template"]["metadata"]
-    assert pod_metadata["annotations"] == {ANNOTATION_REDEPLOY: "2024-06-01T10:00:00"}
+    assert pod_metadata["annotations"][ANNOTATION_REDEPLOY] == "2024-06-01T10:00:00"
     assert pod_metadata["labels"] == {"app": "web"}  # selectors and pods stay untouched
 
 
-def test_without_redeploy_token_the_pod_template_is_left_alone(tmp_path: Path) -> None:
+def test_without_redeploy_token_the_pod_template_gets_only_the_overrides_checksum(
+    tmp_path: Path,
+) -> None:
     obj = render_one(tmp_path, WEB)
-    assert obj["spec"]["template"]["metadata"] == {"labels": {"app": "web"}}
+    assert obj["spec"]["template"]["metadata"] == {
+        "labels": {"app": "web"},
+        "annotations": {ANNOTATION_OVERRIDES_CHECKSUM: hashlib.sha256(b"[]").hexdigest()},
+    }
 
 
 def test_jobs_are_named_per_sha_and_expire(tmp_path: Path) -> None:
@@ -297,7 +307,7 @@ def test_templates_render_in_file_name_order_skipping_other_files(tmp_path: Path
     write(tmp_path, "README.md", "not: a template")
     write(tmp_path, "c.yaml.orig", "{broken")
     names = [obj["metadata"]["name"] for obj in render_manifests(make_target(tmp_path))]
-    assert names == ["first", "web", "second"]
+    assert names == ["first", "web", "second", OVERRIDES_CONFIGMAP]
 
 
 def test_missing_or_empty_template_folder_is_a_permanent_error(tmp_path: Path) -> None:
@@ -352,3 +362,204 @@ def test_namespace_manifest_carries_the_staging_labels_annotations_and_url(tmp_p
     assert metadata["annotations"][naming.ANNOTATION_URL] == "https://app-pr-7.staging.example.com/"
     assert metadata["annotations"][naming.ANNOTATION_BRANCH] == "x\ny: z"
     assert "namespace" not in metadata
+
+
+# Per-staging overrides (`/staging set KEY=VALUE`)
+
+NASTY_VALUE = '$(rm -rf /)"; echo: {x}'
+PODS = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      initContainers:
+        - {name: init, image: busybox, envFrom: [{secretRef: {name: extra}}]}
+      containers:
+        - name: db
+          image: postgres
+          env:
+            - {name: FEATURE_X, value: "off"}
+            - {name: PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password}}}
+            - {name: PLAIN, value: "1"}
+        - name: sidecar
+          image: busybox
+          envFrom:
+            - configMapRef: {name: stagingbot-overrides, optional: true}
+            - configMapRef: {name: later}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: busybox}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: task, image: "${image}"}]
+"""
+OVERRIDES_REF = {"configMapRef": {"name": OVERRIDES_CONFIGMAP}}
+
+
+def render_all(folder: Path, *texts: str, **changes: Any) -> dict[str, dict[str, Any]]:
+    """Every rendered object by `Kind/name`."""
+    write(folder, "all.yaml", "\n---\n".join(texts))
+    objects = render_manifests(make_target(folder, **changes))
+    return {f"{obj['kind']}/{obj['metadata']['name']}": obj for obj in objects}
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj["spec"]
+    template = (
+        spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
+    )
+    result: dict[str, Any] = template["spec"]
+    return result
+
+
+def checksum(folder: Path, overrides: tuple[tuple[str, str], ...]) -> str:
+    obj = render_all(folder, WEB, overrides=overrides)["Deployment/web"]
+    value: str = obj["spec"]["template"]["metadata"]["annotations"][ANNOTATION_OVERRIDES_CHECKSUM]
+    return value
+
+
+def test_overrides_land_in_a_bot_owned_configmap_labelled_like_the_staging(
+    tmp_path: Path,
+) -> None:
+    objects = render_all(tmp_path, WEB, overrides=(("FEATURE_X", "on"), ("LOG_LEVEL", "debug")))
+    configmap = objects[f"ConfigMap/{OVERRIDES_CONFIGMAP}"]
+    web = objects["Deployment/web"]
+    assert configmap["apiVersion"] == "v1"
+    assert configmap["data"] == {"FEATURE_X": "on", "LOG_LEVEL": "debug"}
+    assert configmap["metadata"]["namespace"] == "staging-app-pr-7"
+    bot_labels = {k: v for k, v in web["metadata"]["labels"].items() if k != "app"}
+    assert configmap["metadata"]["labels"] == bot_labels
+    assert configmap["metadata"]["annotations"] == web["metadata"]["annotations"]
+
+
+def test_without_overrides_the_configmap_is_still_there_and_empty(tmp_path: Path) -> None:
+    configmap = render_all(tmp_path, CONFIGMAP)[f"ConfigMap/{OVERRIDES_CONFIGMAP}"]
+    assert configmap["data"] == {}  # so every reference to it resolves
+
+
+def test_every_container_and_init_container_of_every_workload_reads_the_overrides(
+    tmp_path: Path,
+) -> None:
+    objects = render_all(tmp_path, WEB, PODS, JOB)
+    for name in ("Deployment/web", "StatefulSet/db", "DaemonSet/agent", "CronJob/nightly"):
+        spec = pod_spec(objects[name])
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            sources = container["envFrom"]
+            names = [s.get("configMapRef", {}).get("name") for s in sources]
+            assert names.count(OVERRIDES_CONFIGMAP) == 1, (name, container["name"])
+    (job,) = [obj for key, obj in objects.items() if key.startswith("Job/")]
+    assert "envFrom" not in pod_spec(job)["containers"][0]  # its pod template is immutable
+
+
+def test_the_templates_own_env_from_is_kept_and_the_overrides_come_last(tmp_path: Path) -> None:
+    spec = pod_spec(render_all(tmp_path, PODS)["StatefulSet/db"])
+    (init,) = spec["initContainers"]
+    db, sidecar = spec["containers"]
+    assert init["envFrom"] == [{"secretRef": {"name": "extra"}}, OVERRIDES_REF]
+    assert db["envFrom"] == [OVERRIDES_REF]
+    assert sidecar["envFrom"] == [  # already referenced: left where the template put it
+        {"configMapRef": {"name": OVERRIDES_CONFIGMAP, "optional": True}},
+        {"configMapRef": {"name": "later"}},
+    ]
+
+
+def test_an_override_replaces_a_literal_env_value_but_not_a_secret_reference(
+    tmp_path: Path,
+) -> None:
+    overrides = (("FEATURE_X", "on"), ("PASSWORD", "guess"))
+    spec = pod_spec(render_all(tmp_path, PODS, overrides=overrides)["StatefulSet/db"])
+    env = {entry["name"]: entry for entry in spec["containers"][0]["env"]}
+    assert env["FEATURE_X"] == {
+        "name": "FEATURE_X",
+        "valueFrom": {
+            "configMapKeyRef": {"name": OVERRIDES_CONFIGMAP, "key": "FEATURE_X", "optional": True}
+        },
+    }
+    assert env["PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "db", "key": "password"}}
+    assert env["PLAIN"] == {"name": "PLAIN", "value": "1"}
+    assert [entry["name"] for entry in spec["containers"][0]["env"]] == [
+        "FEATURE_X",
+        "PASSWORD",
+        "PLAIN",
+    ]  # order kept: later entries may refer to earlier ones with $(NAME)
+
+
+def test_the_checksum_follows_the_values_and_not_their_order(tmp_path: Path) -> None:
+    one = checksum(tmp_path, (("A", "1"), ("B", "2")))
+    assert checksum(tmp_path, (("B", "2"), ("A", "1"))) == one
+    assert checksum(tmp_path, (("A", "1"), ("B", "3"))) != one
+    assert checksum(tmp_path, (("A", "1"),)) != one
+    assert checksum(tmp_path, (("A", "1"), ("B", "2"), ("C", ""))) != one
+    assert checksum(tmp_path, (("A", "12"),)) != checksum(tmp_path, (("A", "1"), ("B", "2")))
+    assert one == hashlib.sha256(b'[["A","1"],["B","2"]]').hexdigest()  # sorted pairs, JSON
+
+
+def test_every_workload_pod_template_carries_the_checksum_but_cronjobs_do_not(
+    tmp_path: Path,
+) -> None:
+    objects = render_all(tmp_path, WEB, PODS, overrides=(("A", "1"),))
+    expected = hashlib.sha256(b'[["A","1"]]').hexdigest()
+    for name in ("Deployment/web", "StatefulSet/db", "DaemonSet/agent"):
+        annotations = objects[name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations[ANNOTATION_OVERRIDES_CHECKSUM] == expected
+    job_template = objects["CronJob/nightly"]["spec"]["jobTemplate"]["spec"]["template"]
+    assert "metadata" not in job_template  # each run reads the ConfigMap afresh
+
+
+@pytest.mark.parametrize(
+    "value", [NASTY_VALUE, "${sha}", "$${x}", "a: b", "- [c]", "'\"", "#", "", "ünï ☃"]
+)
+def test_override_values_arrive_verbatim_as_data(tmp_path: Path, value: str) -> None:
+    objects = render_all(tmp_path, WEB, overrides=(("FEATURE_X", value),))
+    assert objects[f"ConfigMap/{OVERRIDES_CONFIGMAP}"]["data"] == {"FEATURE_X": value}
+    container = objects["Deployment/web"]["spec"]["template"]["spec"]["containers"][0]
+    assert container == {
+        "name": "web",
+        "image": "registry.example.com/app:fedcba9",
+        "envFrom": [OVERRIDES_REF],
+    }  # the value is in no `env[].value`, `command` or `args`: Kubernetes expands none of it
+
+
+def test_a_template_configmap_named_like_the_overrides_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "mine.yaml", CONFIGMAP.replace("settings", OVERRIDES_CONFIGMAP))
+    with pytest.raises(PermanentError, match="invalid manifest mine.yaml: ConfigMap stagingbot-"):
+        render_manifests(make_target(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ((("feature", NASTY_VALUE),), "override 'feature' is not a valid variable name"),
+        ((("A-B", NASTY_VALUE),), "override 'A-B' is not a valid variable name"),
+        ((("A", NASTY_VALUE), ("A", "x")), "override A is set twice"),
+    ],
+)
+def test_invalid_or_repeated_override_keys_are_refused_without_quoting_values(
+    tmp_path: Path, overrides: tuple[tuple[str, str], ...], reason: str
+) -> None:
+    write(tmp_path, "web.yaml", WEB)
+    with pytest.raises(PermanentError) as caught:
+        render_manifests(make_target(tmp_path, overrides=overrides))
+    assert caught.value.reason.startswith(f"invalid overrides: {reason}")
+    assert NASTY_VALUE not in str(caught.value)
