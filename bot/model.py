@@ -50,15 +50,18 @@ class PullRequest:
     merged: bool = False
     draft: bool = False
     fork: bool = False  # from another repository: never deployed without approval (commands)
+    labels: tuple[str, ...] = ()  # label names, as the host spells them
 
 
 class Phase(enum.StrEnum):
     """Where a staging is in its life."""
 
     PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting approval"  # a fork's request: nothing runs until approved
     DEPLOYING = "deploying"
     RUNNING = "running"
     FAILED = "failed"
+    ARCHIVED = "archived"  # scaled to zero, data kept
     DESTROYING = "destroying"
     GONE = "gone"
 
@@ -84,6 +87,8 @@ class Target:
     ingress_class: str = ""
     cert_manager_issuer: str = ""
     redeploy_token: str = ""  # changes the pod-template annotation to force a rollout
+    # `/staging set KEY=VALUE` environment variables, sorted by key; public, any text.
+    overrides: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,32 +10,54 @@ from bot.model import CheckReport, CheckState, Phase
 
 HEADLINES = {
     Phase.PENDING: "⏳ A staging is being created for this pull request.",
+    Phase.AWAITING_APPROVAL: (
+        "🔒 This pull request comes from a fork: its staging waits for a maintainer's approval."
+    ),
     Phase.DEPLOYING: "🚀 The staging is being deployed.",
     Phase.RUNNING: "✅ The staging is running.",
     Phase.FAILED: "❌ The staging failed to deploy.",
+    Phase.ARCHIVED: "💤 The staging is archived: scaled to zero, its data kept.",
     Phase.DESTROYING: "🧹 The staging is being removed.",
-    Phase.GONE: "🗑️ The staging is gone: this pull request was closed.",
+    Phase.GONE: "🗑️ The staging is gone.",
 }
 
 CHECK_TITLES = {
     Phase.PENDING: "Creating the staging",
+    Phase.AWAITING_APPROVAL: "Waiting for a maintainer's approval",
     Phase.DEPLOYING: "Deploying the staging",
     Phase.RUNNING: "Staging is running",
     Phase.FAILED: "Staging failed",
+    Phase.ARCHIVED: "Staging archived",
     Phase.DESTROYING: "Removing the staging",
     Phase.GONE: "Staging removed",
 }
 
 CHECK_STATES = {
     Phase.PENDING: CheckState.IN_PROGRESS,
+    Phase.AWAITING_APPROVAL: CheckState.IN_PROGRESS,
     Phase.DEPLOYING: CheckState.IN_PROGRESS,
     Phase.RUNNING: CheckState.SUCCESS,
     Phase.FAILED: CheckState.FAILURE,
+    Phase.ARCHIVED: CheckState.CANCELLED,
     Phase.DESTROYING: CheckState.CANCELLED,
     Phase.GONE: CheckState.CANCELLED,
 }
 
-FOOTER = "<sub>Managed by stagingbot. This comment is edited in place as the staging changes.</sub>"
+APPROVAL_NEEDED = (
+    "A maintainer (write access) approves the current head with `{prefix} deploy`; "
+    "every later push from the fork needs approving again."
+)
+AWAITING_APPROVAL_NOTE = (
+    "⚠️ Commit `{sha}` from the fork is not deployed: a maintainer must approve it with "
+    "`{prefix} deploy` after reviewing it."
+)
+# Where the sticky comment shows something, and where not: nothing runs, no link.
+NO_STAGING = (Phase.AWAITING_APPROVAL, Phase.ARCHIVED, Phase.GONE)
+
+FOOTER = (
+    "<sub>Managed by stagingbot. This comment is edited in place as the staging changes. "
+    "Comment `{prefix} help` for the commands.</sub>"
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +70,8 @@ class View:
     reason: str = ""
     at: float = 0.0
     namespace: str = ""
+    note: str = ""  # e.g. a fork's push waiting for approval
+    overrides: tuple[tuple[str, str], ...] = ()  # as shown: secret values already masked
 
 
 def short(sha: str) -> str:
@@ -58,27 +82,39 @@ def timestamp(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def comment(view: View) -> str:
+def comment(view: View, prefix: str = "/staging") -> str:
     """The sticky comment body, with the hidden marker the bot finds it by."""
     rows = [("Status", f"**{view.phase.value}**")]
-    if view.phase is not Phase.GONE and view.url:
+    if view.phase not in NO_STAGING and view.url:
         rows.append(("URL", f"[{view.url}]({view.url})"))
     rows.append(("Commit", f"`{short(view.sha)}`" if view.sha else "—"))
-    if view.namespace and view.phase is not Phase.GONE:
+    if view.namespace and view.phase not in NO_STAGING:
         rows.append(("Namespace", f"`{view.namespace}`"))
     rows.append(("Updated", timestamp(view.at)))
     lines = [STICKY_MARKER, f"### {HEADLINES[view.phase]}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
+    if view.phase is Phase.AWAITING_APPROVAL:
+        lines += ["", APPROVAL_NEEDED.format(prefix=prefix)]
     if view.reason:
         lines += ["", f"**Why:** {_one_paragraph(view.reason)}"]
-    lines += ["", FOOTER]
+    if view.note:
+        lines += ["", view.note]
+    if view.overrides:
+        lines += ["", "**Overrides** (environment variables of this staging):", ""]
+        lines += [f"- `{key}` = `{_code(value)}`" for key, value in view.overrides]
+    lines += ["", FOOTER.format(prefix=prefix)]
     return "\n".join(lines)
+
+
+def _code(value: str) -> str:
+    """A value shown inside inline code: a backtick would end it, a pipe or newline can't occur."""
+    return value.replace("`", "'")[:200]
 
 
 def check(view: View) -> CheckReport:
     """The check run / commit status for the staging's commit."""
     summary = f"{HEADLINES[view.phase]}\n\nCommit `{short(view.sha)}`."
-    if view.phase is not Phase.GONE and view.url:
+    if view.phase not in NO_STAGING and view.url:
         summary += f" URL: {view.url}"
     if view.reason:
         summary += f"\n\n**Why:** {_one_paragraph(view.reason)}"

@@ -27,23 +27,43 @@ async def _done(value: Awaitable[T] | T) -> T:
 
 
 # One round trip, atomic: remember the delivery id (SET NX with a TTL) and, only if it is
-# new, write every event's desired state and bump each staging's generation. The 202 is
-# sent after this returns, so an accepted delivery is never lost, and a repeated one never
-# acts twice. KEYS = [delivery, index, staging...]; ARGV = [ttl_ms, json fields...].
+# new, write every event's desired state and bump each staging's generation. A slash-command
+# is queued on its staging's command list once per comment id (GitLab re-sends edited notes
+# without an action), with the head the bot knew when the comment arrived. The 202 is sent
+# after this returns, so an accepted delivery is never lost, and a repeated one never acts
+# twice. KEYS = [delivery, index, then per staging: hash, command list, comment-seen key];
+# ARGV = [ttl_ms, then per staging a JSON {"fields": {...}, "command": {...} or absent}].
 _RECORD_DELIVERY = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return 0
 end
-for i = 3, #KEYS do
-  local fields = cjson.decode(ARGV[i - 1])
-  for name, value in pairs(fields) do
-    redis.call('HSET', KEYS[i], name, value)
+for i = 2, #ARGV do
+  local staging = KEYS[3 * i - 3]
+  local doc = cjson.decode(ARGV[i])
+  if doc['command'] and redis.call('SET', KEYS[3 * i - 1], '1', 'NX', 'PX', ARGV[1]) then
+    local command = doc['command']
+    if command['sha'] == '' then
+      command['sha'] = redis.call('HGET', staging, 'desired_sha') or ''
+    end
+    redis.call('RPUSH', KEYS[3 * i - 2], cjson.encode(command))
   end
-  redis.call('HINCRBY', KEYS[i], 'generation', 1)
-  redis.call('SADD', KEYS[2], fields['key'])
+  for name, value in pairs(doc['fields']) do
+    redis.call('HSET', staging, name, value)
+  end
+  redis.call('HINCRBY', staging, 'generation', 1)
+  redis.call('SADD', KEYS[2], doc['fields']['key'])
 end
 return 1
 """
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one event of a delivery writes: desired-state fields, and a command to queue."""
+
+    key: StagingKey
+    fields: Mapping[str, str]
+    command: Mapping[str, str] | None = None  # id, body, author, sha ("" = as last known)
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,9 @@ class Store:
     def _staging(self, key: StagingKey) -> str:
         return f"{self.prefix}:staging:{key}"
 
+    def _commands(self, key: StagingKey) -> str:
+        return f"{self.prefix}:commands:{key}"
+
     def _history(self, key: StagingKey) -> str:
         return f"{self.prefix}:history:{key}"
 
@@ -84,14 +107,34 @@ class Store:
         return f"{self.prefix}:stagings"
 
     async def record_delivery(
-        self, delivery_id: str, ttl: float, updates: Sequence[tuple[StagingKey, Mapping[str, str]]]
+        self, delivery_id: str, ttl: float, updates: Sequence[Update]
     ) -> bool:
         """Store a delivery's effect once; False when this delivery id was already seen."""
         keys = [f"{self.prefix}:delivery:{delivery_id}", self._index]
-        keys += [self._staging(key) for key, _ in updates]
         args = [str(max(1, int(ttl * 1000)))]
-        args += [json.dumps(_valid_text({**fields, "key": str(key)})) for key, fields in updates]
+        for update in updates:
+            command = update.command
+            seen = f"{self.prefix}:comment:{update.key.host}:{update.key.repo_id}:"
+            seen += str(command.get("id", "")) if command else "-"
+            keys += [self._staging(update.key), self._commands(update.key), seen]
+            doc: dict[str, Any] = {"fields": _valid_text({**update.fields, "key": str(update.key)})}
+            if command:
+                doc["command"] = _valid_text(command)
+            args.append(json.dumps(doc))
         return bool(await self._record(keys=keys, args=args))
+
+    async def next_command(self, key: StagingKey) -> dict[str, str] | None:
+        """The oldest command not yet handled; it stays queued until `command_done`."""
+        raw = await _done(self.redis.lindex(self._commands(key), 0))
+        return json.loads(raw) if raw else None
+
+    async def command_done(self, key: StagingKey, fields: Mapping[str, str | int | float]) -> None:
+        """Write a command's effect on the desired state and drop it from the queue, at once."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if fields:
+                pipe.hset(self._staging(key), mapping={k: str(v) for k, v in fields.items()})
+            pipe.lpop(self._commands(key))
+            await pipe.execute()
 
     async def load(self, key: StagingKey) -> StagingRecord | None:
         raw = await _done(self.redis.hgetall(self._staging(key)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 
 from bot import naming
 from bot.config import Config, RepoConfig
@@ -38,6 +39,7 @@ def build_target(
     pr: PullRequest,
     redeploy_token: str = "",
     namespace: str = "",
+    overrides: Mapping[str, str] | None = None,
 ) -> Target:
     """Everything the provisioner needs for this staging at the request's current head.
 
@@ -71,6 +73,7 @@ def build_target(
         ingress_class=config.staging.ingress_class,
         cert_manager_issuer=config.staging.cert_manager_issuer,
         redeploy_token=redeploy_token,
+        overrides=tuple(sorted((overrides or {}).items())),
     )
 
 

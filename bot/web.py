@@ -19,18 +19,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import queue
+from bot import commands, queue, replies
 from bot.config import Config
 from bot.events import Event, Kind, MalformedPayload, decode_json
 from bot.hosts import github_sansio, gitlab_sansio
-from bot.store import Store
+from bot.store import Store, Update
 from handlers.pull_request import desired_fields
 
 log = logging.getLogger("stagingbot.web")
 
 MAX_DELIVERY_ID = 128  # GitHub sends a GUID; the id becomes part of a Redis key
-
-NOT_YET_SUPPORTED = {Kind.COMMENT_CREATED: "slash-commands are not supported yet"}
 
 
 class BodyTooLarge(Exception):
@@ -129,22 +127,48 @@ async def gitlab_webhook(request: Request) -> Response:
     return await accept(request, identity or f"none:{uuid.uuid4()}", delivery.events)
 
 
+def unused(event: Event, config: Config) -> str:
+    """Why the bot has nothing to do with this event, or "" when it does."""
+    if config.repo(event.repo.host, event.repo.full_name) is None:
+        return f"{event.repo.full_name} is not a repository this bot serves"
+    if event.kind is Kind.COMMENT_CREATED:
+        if replies.written_by_bot(event.comment_body):
+            return "comment written by stagingbot"
+        parsed = commands.parse(event.comment_body, config.commands.prefix)
+        if not parsed.commands and not parsed.problems:
+            return "comment holds no command"
+    return ""
+
+
+def update_for(event: Event, now: float) -> Update:
+    """The desired state an event writes, and for a comment the command it queues."""
+    command = None
+    if event.kind is Kind.COMMENT_CREATED:
+        command = {
+            "id": str(event.comment_id),
+            "body": event.comment_body,
+            "author": event.sender,
+            "sha": event.sha,  # GitLab says which head the comment saw; else the last known
+            "at": f"{now:.3f}",
+        }
+    return Update(event.key, desired_fields(event, now), command)
+
+
 async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) -> Response:
     """Store the desired state of the events this bot serves, then enqueue their reconciles."""
     config: Config = request.app.state.config
     served, ignored = [], []
     for event in events:
-        if config.repo(event.repo.host, event.repo.full_name) is None:
-            ignored.append(f"{event.repo.full_name} is not a repository this bot serves")
-        elif event.kind in NOT_YET_SUPPORTED:
-            ignored.append(NOT_YET_SUPPORTED[event.kind])
+        reason = unused(event, config)
+        if reason:
+            ignored.append(reason)
         else:
             served.append(event)
     if not served:
         return JSONResponse({"ignored": "; ".join(ignored)}, status_code=202)
     store: Store = request.app.state.store
     now = time.time()
-    updates = [(event.key, desired_fields(event, now)) for event in served]
+    updates = [update_for(event, now) for event in served]
     try:
         fresh = await store.record_delivery(delivery_id, config.server.delivery_ttl, updates)
         # Enqueued for a duplicate too: a redelivery after a 503 between storing and

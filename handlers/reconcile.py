@@ -11,18 +11,21 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from arq import Retry
 
-from bot import report
+from bot import replies, report
 from bot.errors import PermanentError, TemporaryError
 from bot.hosts.base import GitHost
 from bot.model import DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
 from bot.services import Services
 from bot.store import StagingRecord
 from bot.targets import build_target, environment_name
+from handlers import plan
+from handlers.comment import run_commands
+from handlers.plan import Plan, Want
 
 log = logging.getLogger("stagingbot.reconcile")
 T = TypeVar("T")
@@ -40,8 +43,13 @@ DEPLOY_STATES = {
     Phase.DEPLOYING: DeployState.IN_PROGRESS,
     Phase.RUNNING: DeployState.SUCCESS,
     Phase.FAILED: DeployState.FAILURE,
+    Phase.ARCHIVED: DeployState.INACTIVE,
     Phase.GONE: DeployState.INACTIVE,
 }
+# Phases that say nothing new about the commit: its check keeps what it last said.
+KEEPS_CHECK = (Phase.ARCHIVED, Phase.GONE)
+# Phases where no staging runs at all, so the host's deployment / environment is retired.
+NOT_RUNNING = (Phase.ARCHIVED, Phase.GONE)
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,9 @@ class Work:
     svc: Services
     record: StagingRecord
     host: GitHost
-    pr: PullRequest
+    pr: PullRequest  # the request as the host has it, with `head_sha` the commit to run
     target: Target | None  # None when the staging cannot be built (the reason is reported)
+    plan: Plan
 
     @property
     def phase(self) -> Phase:
@@ -92,7 +101,7 @@ async def reconcile(ctx: dict[str, Any], key_text: str) -> str:
 
 
 async def converge(svc: Services, record: StagingRecord) -> Outcome:
-    """One round: read the truth, then deploy, follow the rollout, tear down, or do nothing."""
+    """One round: read the truth and people's commands, then act toward the plan."""
     key = record.key
     host = svc.hosts.get(key.host)
     repo_config = svc.config.repo(key.host, record.get("repo"))
@@ -100,32 +109,56 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
         return Outcome(f"{record.get('repo')} is not served by this bot")
     repo = RepoRef(key.host, key.repo_id, record.get("repo"))
     pr = await host.get_pull(repo, key.number)
+    if await run_commands(svc, host, pr, record):
+        record = await svc.store.load(key) or record
+    wanted = plan.decide(pr, svc.config.rules(repo_config), record)
+    running = replace(pr, head_sha=wanted.sha) if wanted.sha else pr
     try:
         target = build_target(
             svc.config,
             repo_config,
             key,
-            pr,
-            record.get("redeploy_token"),
+            running,
+            record.get(plan.REDEPLOY_TOKEN),
             namespace=record.get("namespace") if record.get("phase") != Phase.GONE else "",
+            overrides=plan.overrides(record.fields),
         )
     except PermanentError as exc:
-        work = Work(svc, record, host, pr, None)
-        if not pr.open or record.get("reported", "").startswith(f"failed|{pr.head_sha}|"):
+        work = Work(svc, record, host, running, None, wanted)
+        if wanted.want is Want.NONE or record.get("reported", "").startswith(
+            f"failed|{running.head_sha}|"
+        ):
             return Outcome(f"error: {exc.reason}")
         return await _finish(work, Phase.FAILED, exc.reason)
-    work = Work(svc, record, host, pr, target)
-    if not pr.open:
+    return await act(Work(svc, record, host, running, target, wanted))
+
+
+async def act(work: Work) -> Outcome:
+    """Tear down, wait for approval, archive, restore, deploy, follow, or only keep reporting."""
+    wanted, record, phase = work.plan, work.record, work.phase
+    if wanted.want is Want.NONE:
         return await teardown(work)
-    if record.get("sha") != pr.head_sha or work.phase in (
+    if wanted.awaiting_approval:
+        if phase is not Phase.AWAITING_APPROVAL:
+            return await _finish(work, Phase.AWAITING_APPROVAL, "")
+        await _report(work, phase, "")
+        return Outcome("awaiting approval")
+    if wanted.want is Want.ARCHIVED:
+        return await archive(work)
+    changed = plan.last_applied(record) != plan.applied_signature(wanted.sha, record)
+    if changed or phase in (
         Phase.PENDING,
+        Phase.AWAITING_APPROVAL,
+        Phase.ARCHIVED,
         Phase.GONE,
         Phase.DESTROYING,  # reopened while the namespace terminates: apply waits for it
     ):
         return await deploy(work)
-    if work.phase is Phase.DEPLOYING or _still_hopeful(work):
+    if phase is Phase.DEPLOYING or _still_hopeful(work):
         return await follow(work)
-    return Outcome(f"{work.phase.value} at {pr.head_sha[:7]}, nothing to do")
+    # Nothing to build, but the comment may have news (a fork's unapproved push).
+    await _report(work, phase, record.get("reason"))
+    return Outcome(f"{phase.value} at {wanted.sha[:7]}, nothing to do")
 
 
 def _still_hopeful(work: Work) -> bool:
@@ -141,21 +174,24 @@ def _still_hopeful(work: Work) -> bool:
 
 async def deploy(work: Work) -> Outcome:
     """Report that the staging is coming, apply it, and come back to follow the rollout."""
-    svc, pr, target = work.svc, work.pr, work.target
+    svc, pr, target, record = work.svc, work.pr, work.target, work.record
     assert target is not None
     now = svc.clock()
-    creating = work.phase in (Phase.PENDING, Phase.GONE, Phase.DESTROYING)
+    creating = work.phase in (Phase.PENDING, Phase.AWAITING_APPROVAL, Phase.GONE, Phase.DESTROYING)
     await _supersede(work)
     await _report(work, Phase.PENDING if creating else Phase.DEPLOYING, "")
     try:
+        if work.phase is Phase.ARCHIVED:
+            await svc.provisioner.restore(target)
         await svc.provisioner.apply(target)
     except PermanentError as exc:
         return await _finish(work, Phase.FAILED, exc.reason)
     await svc.store.update(
-        work.record.key,
+        record.key,
         {
             "phase": Phase.DEPLOYING.value,
             "sha": pr.head_sha,
+            plan.APPLIED: plan.applied_signature(pr.head_sha, record),
             "deadline": now + svc.config.kubernetes.rollout_deadline,
             "namespace": target.namespace,
             "staging_url": target.url,
@@ -165,6 +201,20 @@ async def deploy(work: Work) -> Outcome:
     )
     await _history(work, "deploy", "applied", "")
     return Outcome(f"applied {pr.head_sha[:7]}", recheck_in=svc.config.kubernetes.rollout_poll)
+
+
+async def archive(work: Work) -> Outcome:
+    """Scale the staging to zero, keeping its data, until a restore, deploy or push."""
+    svc, record, target = work.svc, work.record, work.target
+    assert target is not None
+    if work.phase is Phase.ARCHIVED:
+        await _report(work, Phase.ARCHIVED, record.get("reason"))
+        return Outcome("archived")
+    if not record.get("sha") or work.phase in (Phase.GONE, Phase.DESTROYING):
+        return Outcome("nothing to archive")
+    await svc.provisioner.archive(target)
+    by = record.get(plan.DECISION_BY)
+    return await _finish(work, Phase.ARCHIVED, f"archived by @{by}" if by else "archived")
 
 
 async def follow(work: Work) -> Outcome:
@@ -209,10 +259,10 @@ async def teardown(work: Work) -> Outcome:
         return Outcome(
             "namespace terminating", recheck_in=min(DESTROY_POLL_MAX, max(DESTROY_POLL, waited / 5))
         )
-    if never_deployed:  # closed before anything was built: nothing to say on the request
+    if never_deployed:  # nothing was built: nothing to say on the request
         await svc.store.update(record.key, {"phase": Phase.GONE.value})
-        return Outcome("closed before it was deployed")
-    return await _finish(work, Phase.GONE, "")
+        return Outcome(f"no staging: {work.plan.reason}")
+    return await _finish(work, Phase.GONE, work.plan.reason)
 
 
 async def _finish(work: Work, phase: Phase, reason: str) -> Outcome:
@@ -236,38 +286,53 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     url = work.target.url if work.target else ""
     # A retried job (say, while the cluster is down) must not rewrite the same report.
     signature = f"{phase.value}|{sha}|{reason}|{url}"
+    namespace = work.target.namespace if work.target else ""
+    shown = replies.masked(plan.overrides(record.fields), svc.config.commands.secret_keys)
+    note = _note(work)
+    signature += f"|{note}|{shown}"
     if record.get("reported") == signature:
         return
-    namespace = work.target.namespace if work.target else ""
-    view = report.View(phase, sha, url, reason, svc.clock(), namespace)
+    view = report.View(phase, sha, url, reason, svc.clock(), namespace, note, tuple(shown))
     check = report.check(view)
     same_commit = record.get("check_sha") == sha
-    # A staging removed after it ran keeps its green check; only one still in progress ends.
-    if phase is not Phase.GONE or (same_commit and record.get("check_state") == "in_progress"):
+    in_progress = same_commit and record.get("check_state") == "in_progress"
+    # A staging archived or removed after it ran keeps its green check; only one still in
+    # progress ends. A fork's commit awaiting approval gets no check until it is built.
+    if phase is not Phase.AWAITING_APPROVAL and (phase not in KEEPS_CHECK or in_progress):
         known = record.number("check_id") if same_commit else None
         check_id = await _tolerant(host.report_check(repo, sha, check, known), key, "check")
         fields: dict[str, str | int] = {"check_sha": sha, "check_state": check.state.value}
         if check_id is not None:
             fields["check_id"] = check_id
         await svc.store.update(key, fields)
-    body = report.comment(view)
+    body = report.comment(view, svc.config.commands.prefix)
     comment = host.upsert_comment(repo, pr.number, body, record.number("comment_id"))
     comment_id = await _tolerant(comment, key, "comment")
     if comment_id is not None:
         await svc.store.update(key, {"comment_id": comment_id})
     known = record.number("deployment_id") if record.get("deployment_sha") == sha else None
-    if (phase is Phase.GONE and known is None) or work.target is None:
+    nothing_deployed = phase is Phase.AWAITING_APPROVAL or (phase in NOT_RUNNING and known is None)
+    if nothing_deployed or work.target is None:
         await svc.store.update(key, {"reported": signature})
         return  # nothing deployed for GitHub to mark inactive, or nothing to deploy
     environment = environment_name(svc.config, pr)
     description = (report.CHECK_TITLES[phase] + (f": {reason}" if reason else ""))[:140]
-    state, env_url = DEPLOY_STATES[phase], url if phase is not Phase.GONE else ""
+    state, env_url = DEPLOY_STATES[phase], url if phase not in NOT_RUNNING else ""
     deployment = host.report_deployment(repo, environment, sha, state, env_url, description, known)
     fields = {"reported": signature}
     deployment_id = await _tolerant(deployment, key, "deployment")
     if deployment_id is not None:
         fields.update(deployment_sha=sha, deployment_id=deployment_id)
     await svc.store.update(key, fields)
+
+
+def _note(work: Work) -> str:
+    """What the comment adds beyond the phase: a fork's push that waits for approval."""
+    unapproved = work.plan.unapproved
+    if not unapproved:
+        return ""
+    prefix = work.svc.config.commands.prefix
+    return report.AWAITING_APPROVAL_NOTE.format(sha=unapproved[:7], prefix=prefix)
 
 
 async def _supersede(work: Work) -> None:

@@ -75,3 +75,26 @@ def pr_payload(action: str, sha: str | None = None, fixture: str | None = None) 
 
 def body_of(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
+
+
+def comment_payload(
+    body: str, login: str = "octocat", comment_id: int = 9001, number: int = 2
+) -> dict[str, Any]:
+    """GitHub's example issue_comment.created, moved onto pull request `number`.
+
+    A comment on a pull request is an issue comment whose `issue.pull_request` holds the
+    pull request's links (as in the captured issue_comment.created.on-pull-request fixture).
+    """
+    payload = copy.deepcopy(load_fixture("issue_comment.created.json"))
+    issue, comment = payload["issue"], payload["comment"]
+    issue["number"] = number
+    issue["pull_request"] = {
+        "url": f"https://api.github.com/repos/{REPO}/pulls/{number}",
+        "html_url": f"https://github.com/{REPO}/pull/{number}",
+        "diff_url": f"https://github.com/{REPO}/pull/{number}.diff",
+        "patch_url": f"https://github.com/{REPO}/pull/{number}.patch",
+    }
+    comment.update(id=comment_id, body=body)
+    comment["user"] = {**comment["user"], "login": login}
+    payload["sender"] = {**payload["sender"], "login": login}
+    return payload

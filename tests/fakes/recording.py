@@ -6,6 +6,7 @@ The real adapters are tested against local HTTP servers (tests/fakes/github.py, 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,11 +24,20 @@ class RecordingHost:
     deployment_statuses: list[tuple[int, DeployState, str]] = field(default_factory=list)
     reactions: list[tuple[int, str]] = field(default_factory=list)  # (comment id, reaction)
     access: dict[str, Access] = field(default_factory=dict)  # username -> access; else NONE
+    replies: list[tuple[int, str]] = field(default_factory=list)  # (request number, body)
+    login: str = "stagingbot[bot]"  # what identity() answers
     calls: list[str] = field(default_factory=list)
     fail_next: list[Exception] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(100))
 
-    def open_pull(self, repo: RepoRef, number: int, sha: str, branch: str = "changes") -> None:
+    def open_pull(
+        self,
+        repo: RepoRef,
+        number: int,
+        sha: str,
+        branch: str = "changes",
+        labels: Sequence[str] = (),
+    ) -> None:
         self.pulls[number] = PullRequest(
             repo,
             number,
@@ -37,7 +47,11 @@ class RecordingHost:
             "Codertocat",
             f"https://github.com/{repo.full_name}/pull/{number}",
             open=True,
+            labels=tuple(labels),
         )
+
+    def set_labels(self, number: int, labels: Sequence[str]) -> None:
+        self.pulls[number] = replace(self.pulls[number], labels=tuple(labels))
 
     def push(self, number: int, sha: str) -> None:
         self.pulls[number] = replace(self.pulls[number], head_sha=sha)
@@ -103,6 +117,15 @@ class RecordingHost:
         self._call("permission")
         return self.access.get(user, Access.NONE)
 
+    async def reply(self, repo: RepoRef, number: int, body: str) -> int:
+        self._call("reply")
+        self.replies.append((number, body))
+        return int(next(self._ids))
+
+    async def identity(self) -> str:
+        self._call("identity")
+        return self.login
+
     def check_on(self, sha: str) -> CheckReport:
         (check,) = [c for s, c in self.checks.values() if s == sha]
         return check
@@ -116,6 +139,8 @@ class RecordingProvisioner:
     apply_error: Exception | None = None
     destroy_rounds: int = 0  # how many destroy() calls answer "still terminating"
     namespaces: set[str] = field(default_factory=set)
+    archived: set[str] = field(default_factory=set)  # namespaces scaled to zero
+    calls: list[str] = field(default_factory=list)  # "archive <ns>", "restore <ns>"
 
     async def apply(self, target: Target) -> None:
         if self.apply_error is not None:
@@ -133,6 +158,14 @@ class RecordingProvisioner:
             return False
         self.namespaces.discard(target.namespace)
         return True
+
+    async def archive(self, target: Target) -> None:
+        self.calls.append(f"archive {target.namespace}")
+        self.archived.add(target.namespace)
+
+    async def restore(self, target: Target) -> None:
+        self.calls.append(f"restore {target.namespace}")
+        self.archived.discard(target.namespace)
 
 
 __all__ = ["RecordingHost", "RecordingProvisioner", "TemporaryError"]

@@ -17,7 +17,7 @@ from bot.hosts.github_sansio import parse_delivery
 from bot.model import CheckState, DeployState, Phase, RepoRef, Rollout, StagingKey
 from bot.services import Services
 from bot.store import Store
-from handlers.pull_request import desired_fields
+from bot.web import update_for
 from handlers.reconcile import FAILED_RECHECK, reconcile
 from tests.fakes.recording import RecordingHost, RecordingProvisioner
 from tests.helpers import REPO, REPO_ID, make_config, pr_payload
@@ -50,9 +50,7 @@ def prov_of(svc: Services) -> RecordingProvisioner:
 
 async def deliver(svc: Services, action: str, sha: str | None = None) -> None:
     (event,) = parse_delivery("pull_request", pr_payload(action, sha)).events
-    await svc.store.record_delivery(
-        f"d-{time.monotonic_ns()}", 60, [(event.key, desired_fields(event, 0))]
-    )
+    await svc.store.record_delivery(f"d-{time.monotonic_ns()}", 60, [update_for(event, 0)])
 
 
 async def run(svc: Services) -> float | None:

@@ -16,8 +16,8 @@ from bot.hosts.github_sansio import parse_delivery
 from bot.model import RepoRef, StagingKey
 from bot.services import Services
 from bot.store import Store
+from bot.web import update_for
 from bot.worker import make_worker, stop_worker
-from handlers.pull_request import desired_fields
 from tests.fakes.recording import RecordingHost, RecordingProvisioner
 from tests.helpers import REPO, REPO_ID, make_config, pr_payload
 
@@ -43,7 +43,7 @@ async def redis(redis_url: str) -> AsyncIterator[ArqRedis]:
 async def accept(svc: Services, action: str, sha: str | None = None, delivery: str = "d-1") -> None:
     """What the web intake does with a delivery: store its effect, then enqueue."""
     (event,) = parse_delivery("pull_request", pr_payload(action, sha)).events
-    await svc.store.record_delivery(delivery, 60, [(event.key, desired_fields(event, 0))])
+    await svc.store.record_delivery(delivery, 60, [update_for(event, 0)])
     await queue.enqueue_reconcile(svc.queue, svc.config.redis.key_prefix, KEY)
 
 

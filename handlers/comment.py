@@ -1,0 +1,215 @@
+"""Slash-commands from comments: who may run them, and what they change in the desired state.
+
+The web app queues each new comment holding a command on its staging (once per comment
+id); the reconcile job runs them here, oldest first, before it converges. A command only
+writes desired-state fields (see `handlers.plan`); the round that follows acts on them.
+A command is dropped from the queue together with writing its effect, so a job killed
+half-way runs it again: its reaction is not doubled, a reply may be (at least once).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot import commands, replies
+from bot.commands import Command, Verb
+from bot.hosts.base import CONFUSED, EYES, THUMBS_UP, Access, GitHost
+from bot.model import Phase, PullRequest, StagingKey
+from bot.services import Services
+from bot.store import StagingRecord
+from handlers import plan
+
+log = logging.getLogger("stagingbot.commands")
+
+MAX_OVERRIDES = 100  # per staging: a ConfigMap holds at most 1 MiB, and a comment shows them all
+
+
+@dataclass
+class Run:
+    """One comment being handled: what it changes, what the bot says back."""
+
+    svc: Services
+    host: GitHost
+    key: StagingKey
+    pr: PullRequest
+    author: str
+    seen_sha: str  # the head the comment was written against, "" when unknown
+    state: dict[str, str]  # the staging's fields as the comment's commands leave them
+    changes: dict[str, str] = field(default_factory=dict)
+    replies: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    refusals: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.refusals == 0
+
+    def write(self, **fields: str) -> None:
+        self.state.update(fields)
+        self.changes.update(fields)
+
+    def say(self, text: str) -> None:
+        self.replies.append(text)
+
+    def refuse(self, text: str) -> None:
+        self.say(text)
+        self.refusals += 1
+
+    @property
+    def prefix(self) -> str:
+        return self.svc.config.commands.prefix
+
+    @property
+    def has_staging(self) -> bool:
+        phase = self.state.get("phase") or Phase.PENDING.value
+        return bool(self.state.get("sha")) and phase not in (Phase.GONE, Phase.DESTROYING)
+
+
+async def run_commands(svc: Services, host: GitHost, pr: PullRequest, record: StagingRecord) -> int:
+    """Run every queued command of this staging; how many were handled."""
+    handled = 0
+    while (queued := await svc.store.next_command(record.key)) is not None:
+        current = await svc.store.load(record.key) or record
+        run = await _run_comment(svc, host, pr, current, queued)
+        await svc.store.command_done(record.key, run.changes if run else {})
+        for entry in run.history if run else []:
+            await svc.store.add_history(record.key, entry)
+        handled += 1
+    return handled
+
+
+async def _run_comment(
+    svc: Services, host: GitHost, pr: PullRequest, record: StagingRecord, queued: dict[str, str]
+) -> Run | None:
+    body, author = queued.get("body", ""), queued.get("author", "")
+    if not author or replies.written_by_bot(body):
+        return None
+    if author.casefold() == (await host.identity()).casefold():
+        return None  # the bot's own comment: it never answers itself
+    config = svc.config.commands
+    parsed = commands.parse(body, config.prefix, config.max_value_length)
+    if not parsed.commands and not parsed.problems:
+        return None
+    comment_id = int(queued["id"])
+    await host.react(pr.repo, pr.number, comment_id, EYES)
+    run = Run(svc, host, record.key, pr, author, queued.get("sha", ""), dict(record.fields))
+    if parsed.problems:
+        run.refuse(replies.problems(author, parsed.problems, config.prefix))
+    writes = [c for c in parsed.commands if c.verb not in commands.OPEN_VERBS]
+    access = await host.permission(pr.repo, author) if writes else Access.NONE
+    for command in parsed.commands:
+        if command.verb in commands.OPEN_VERBS or access.may_run_commands:
+            refusals = run.refusals
+            await _execute(run, command, comment_id)
+            result = "accepted" if run.refusals == refusals else "refused"
+        else:
+            run.refuse(replies.refused(author, command.line, pr.repo.host))
+            result = "refused: no write access"
+        run.history.append(_entry(run, command, result))
+    for text in run.replies:
+        await host.reply(pr.repo, pr.number, replies.reply(text))
+    await host.react(pr.repo, pr.number, comment_id, THUMBS_UP if run.ok else CONFUSED)
+    log.info("commands from %s on %s: %s", author, record.key, "ok" if run.ok else "refused")
+    return run
+
+
+async def _execute(run: Run, command: Command, comment_id: int) -> None:
+    verb, author, head = command.verb, run.author, run.pr.head_sha
+    if verb is Verb.DEPLOY or verb is Verb.REDEPLOY:
+        if verb is Verb.DEPLOY and not _approve(run, command):
+            return
+        run.write(**{plan.FORCED: "1", plan.DECISION: ""})
+        if verb is Verb.REDEPLOY:
+            run.write(**{plan.REDEPLOY_TOKEN: f"comment-{comment_id}"})
+    elif verb is Verb.ARCHIVE:
+        if not run.has_staging:
+            run.refuse(replies.NOTHING_TO.format(author=author, verb="archive", prefix=run.prefix))
+            return
+        run.write(
+            **{plan.DECISION: plan.ARCHIVE, plan.DECISION_SHA: head, plan.DECISION_BY: author}
+        )
+    elif verb is Verb.RESTORE:
+        archived = run.state.get(plan.DECISION) == plan.ARCHIVE
+        if not archived and run.state.get("phase") != Phase.ARCHIVED:
+            run.refuse(replies.NOT_ARCHIVED.format(author=author))
+            return
+        run.write(**{plan.DECISION: ""})
+    elif verb is Verb.DESTROY:
+        run.write(
+            **{
+                plan.DECISION: plan.DESTROY,
+                plan.DECISION_SHA: head,
+                plan.DECISION_BY: author,
+                plan.FORCED: "",
+            }
+        )
+    elif verb is Verb.SET or verb is Verb.UNSET:
+        _change_overrides(run, command)
+    elif verb is Verb.STATUS:
+        await _status(run)
+    elif verb is Verb.HELP:
+        run.say(commands.help_text(run.prefix))
+
+
+def _approve(run: Run, command: Command) -> bool:
+    """`deploy [sha]`: a named SHA must be the head; on a fork it approves that head."""
+    head, author = run.pr.head_sha, run.author
+    if command.sha and not head.startswith(command.sha):
+        run.refuse(replies.NOT_HEAD.format(author=author, sha=command.sha, head=head[:7]))
+        return False
+    if not run.pr.fork:
+        return True
+    seen = run.seen_sha
+    if not command.sha and seen and seen != head:
+        # The fork pushed after the comment was written: its author cannot have seen that code.
+        text = replies.FORK_MOVED.format(
+            author=author, head=head[:7], seen=seen[:7], prefix=run.prefix
+        )
+        run.refuse(text)
+        return False
+    run.write(**{plan.APPROVED_SHA: head, plan.APPROVED_BY: author})
+    run.say(replies.APPROVED.format(author=author, sha=head[:7]))
+    run.history.append(_entry(run, command, f"approved {head[:7]}"))
+    return True
+
+
+def _change_overrides(run: Run, command: Command) -> None:
+    values = plan.overrides(run.state)
+    if command.verb is Verb.SET:
+        secret_keys = set(run.svc.config.commands.secret_keys)
+        secret = {key for key, _ in command.assignments} & secret_keys
+        if secret:
+            run.refuse(replies.secret_refused(run.author, secret))
+            return
+        values.update(command.assignments)
+        if len(values) > MAX_OVERRIDES:
+            run.refuse(replies.TOO_MANY.format(author=run.author, limit=MAX_OVERRIDES))
+            return
+    else:
+        unknown = [key for key in command.keys if key not in values]
+        for key in command.keys:
+            values.pop(key, None)
+        if unknown:
+            run.say(replies.unset_unknown(run.author, unknown))
+    run.write(**{plan.OVERRIDES: plan.encode_overrides(values)})
+
+
+async def _status(run: Run) -> None:
+    secret_keys = run.svc.config.commands.secret_keys
+    shown = replies.masked(plan.overrides(run.state), secret_keys)
+    history = await run.svc.store.history(run.key)
+    run.say(replies.status(run.state, shown, history))
+
+
+def _entry(run: Run, command: Command, result: str) -> dict[str, Any]:
+    return {
+        "at": round(run.svc.clock(), 3),
+        "action": f"command {command.verb.value}",
+        "result": result,
+        "sha": run.pr.head_sha,
+        "event": "comment.created",
+        "by": run.author,
+        "reason": "",
+    }
