@@ -231,7 +231,7 @@ def _split_words(text: str) -> list[str]:
 def _unknown_verb(word: str, prefix: str) -> str:
     close = suggest(word)
     hint = DID_YOU_MEAN.format(prefix=prefix, verb=close) if close else ""
-    return UNKNOWN_VERB.format(verb=_code(word)) + hint
+    return UNKNOWN_VERB.format(verb=code(word)) + hint
 
 
 # Each takes the verb, the stripped line, the words after the verb and the longest value
@@ -241,7 +241,7 @@ _ArgumentParser = Callable[[Verb, str, list[str], int], Command | str]
 
 def _no_arguments(verb: Verb, line: str, words: list[str], _limit: int) -> Command | str:
     if words:
-        return TAKES_NO_ARGUMENTS.format(verb=verb, arguments=_code(" ".join(words)))
+        return TAKES_NO_ARGUMENTS.format(verb=verb, arguments=code(" ".join(words)))
     return Command(verb, line)
 
 
@@ -249,9 +249,9 @@ def _deploy(verb: Verb, line: str, words: list[str], _limit: int) -> Command | s
     if not words:
         return Command(verb, line)
     if len(words) > 1:
-        return DEPLOY_TAKES_ONE_SHA.format(arguments=_code(" ".join(words)))
+        return DEPLOY_TAKES_ONE_SHA.format(arguments=code(" ".join(words)))
     if not _SHA.fullmatch(words[0]):
-        return NOT_A_SHA.format(word=_code(words[0]))
+        return NOT_A_SHA.format(word=code(words[0]))
     return Command(verb, line, sha=words[0].lower())
 
 
@@ -289,9 +289,9 @@ _ARGUMENT_PARSERS: dict[Verb, _ArgumentParser] = {
 def _assignment_problem(word: str, limit: int) -> str | None:
     key, equals, value = word.partition("=")
     if not equals:
-        return NOT_AN_ASSIGNMENT.format(word=_code(word))
+        return NOT_AN_ASSIGNMENT.format(word=code(word))
     if not key:
-        return MISSING_KEY.format(word=_code(word))
+        return MISSING_KEY.format(word=code(word))
     return _key_problem(key) or _value_problem(key, value, limit)
 
 
@@ -299,13 +299,13 @@ def _key_problem(key: str) -> str | None:
     if not key:
         return EMPTY_KEY
     if len(key) > MAX_KEY_LENGTH:
-        return KEY_TOO_LONG.format(key=_code(key), limit=MAX_KEY_LENGTH)
+        return KEY_TOO_LONG.format(key=code(key), limit=MAX_KEY_LENGTH)
     if KEY_PATTERN.fullmatch(key):
         return None
     # ASCII only: str.upper() turns some other letters into ASCII ones ("ß" into "SS").
     if key.isascii() and KEY_PATTERN.fullmatch(key.upper()):
-        return KEY_NOT_UPPER_CASE.format(key=_code(key), upper=key.upper())
-    return BAD_KEY.format(key=_code(key))
+        return KEY_NOT_UPPER_CASE.format(key=code(key), upper=key.upper())
+    return BAD_KEY.format(key=code(key))
 
 
 def _value_problem(key: str, value: str, limit: int) -> str | None:
@@ -320,7 +320,7 @@ def _value_problem(key: str, value: str, limit: int) -> str | None:
     return None
 
 
-def _code(text: str) -> str:
+def code(text: str) -> str:
     """User text as a markdown code span, cut short, that no backtick in it can break out of.
 
     Echoed outside a code span, a comment could make the bot's reply @mention people.

@@ -21,7 +21,7 @@ WRITE_ACCESS = {
     "gitlab": "the Developer role or higher in the project",
 }
 
-REFUSED = "@{author}, `{line}` needs {access}. Nothing was changed."
+REFUSED = "@{author}, {line} needs {access}. Nothing was changed."
 PROBLEMS = "@{author}, I could not run this:"
 EXPOSED_VALUE = (
     "@{author}, {keys} {are} secret and cannot be set from a comment, which everyone who "
@@ -32,6 +32,14 @@ APPROVED = "@{author} approved commit `{sha}` from the fork: deploying it."
 FORK_MOVED = (
     "@{author}, the fork pushed `{head}` after your comment (which saw `{seen}`), so nothing "
     "was approved. Review the new commit, then approve it with `{prefix} deploy {head}`."
+)
+UNKNOWN_SEEN = (
+    "@{author}, I cannot tell which commit your comment saw, so nothing was approved. "
+    "Review the head commit, then approve exactly it with `{prefix} deploy {head}`."
+)
+FULL_SHA = (
+    "@{author}, a fork's commit is approved by its full SHA (or by `{prefix} deploy` alone): "
+    "`{prefix} deploy {head}`. Nothing was approved."
 )
 NOT_HEAD = (
     "@{author}, `{sha}` is not the head of this pull request (`{head}`): a staging only "
@@ -53,13 +61,19 @@ def reply(text: str) -> str:
     return f"{REPLY_MARKER}\n{text}"
 
 
+def echo(line: str) -> str:
+    """A command line quoted back: values cut off (one may be a secret), safely in code."""
+    head, equals, _ = line.partition("=")
+    return commands.code(f"{head}=…" if equals else line)
+
+
 def refused(author: str, line: str, host: str) -> str:
-    return REFUSED.format(author=author, line=line[:200], access=WRITE_ACCESS[host])
+    return REFUSED.format(author=author, line=echo(line), access=WRITE_ACCESS[host])
 
 
 def problems(author: str, found: Sequence[commands.Problem], prefix: str) -> str:
     lines = [PROBLEMS.format(author=author), ""]
-    lines += [f"- `{problem.line[:200]}`: {problem.message}" for problem in found]
+    lines += [f"- {echo(problem.line)}: {problem.message}" for problem in found]
     lines += ["", commands.help_text(prefix)]
     return "\n".join(lines)
 
@@ -98,7 +112,9 @@ def status(
     if fields.get("reason"):
         lines.append(f"**Why:** {' '.join(fields['reason'].split())[:500]}")
     if shown_overrides:
-        lines += ["", "**Overrides:**"] + [f"- `{k}` = `{_inline(v)}`" for k, v in shown_overrides]
+        lines += ["", "**Overrides:**"] + [
+            f"- `{k}` = {commands.code(v)}" for k, v in shown_overrides
+        ]
     if history:
         lines += ["", "| When | What | By | Commit | Result |", "|---|---|---|---|---|"]
         for entry in history[:5]:
@@ -107,11 +123,6 @@ def status(
             sha, result = short(str(entry.get("sha", ""))), entry.get("result", "")
             lines.append(f"| {when} | {what} | {by} | `{sha}` | {result} |")
     return "\n".join(lines)
-
-
-def _inline(value: str) -> str:
-    """A value inside inline code: backticks would end it early."""
-    return value.replace("`", "'")[:200]
 
 
 def _are(names: Sequence[str]) -> str:

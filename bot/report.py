@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.commands import code
 from bot.hosts.base import STICKY_MARKER
 from bot.model import CheckReport, CheckState, Phase
 
@@ -101,14 +102,9 @@ def comment(view: View, prefix: str = "/staging") -> str:
         lines += ["", view.note]
     if view.overrides:
         lines += ["", "**Overrides** (environment variables of this staging):", ""]
-        lines += [f"- `{key}` = `{_code(value)}`" for key, value in view.overrides]
+        lines += [f"- `{key}` = {code(value)}" for key, value in view.overrides]
     lines += ["", FOOTER.format(prefix=prefix)]
     return "\n".join(lines)
-
-
-def _code(value: str) -> str:
-    """A value shown inside inline code: a backtick would end it, a pipe or newline can't occur."""
-    return value.replace("`", "'")[:200]
 
 
 def check(view: View) -> CheckReport:

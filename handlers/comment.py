@@ -10,11 +10,15 @@ half-way runs it again: its reaction is not doubled, a reply may be (at least on
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import commands, replies
 from bot.commands import Command, Verb
+from bot.config import Rules
+from bot.errors import PermanentError
 from bot.hosts.base import CONFUSED, EYES, THUMBS_UP, Access, GitHost
 from bot.model import Phase, PullRequest, StagingKey
 from bot.services import Services
@@ -22,6 +26,7 @@ from bot.store import StagingRecord
 from handlers import plan
 
 log = logging.getLogger("stagingbot.commands")
+T = TypeVar("T")
 
 MAX_OVERRIDES = 100  # per staging: a ConfigMap holds at most 1 MiB, and a comment shows them all
 
@@ -58,6 +63,10 @@ class Run:
         self.refusals += 1
 
     @property
+    def rules(self) -> Rules:
+        return self.svc.config.rules(self.svc.config.repo(self.key.host, self.pr.repo.full_name))
+
+    @property
     def prefix(self) -> str:
         return self.svc.config.commands.prefix
 
@@ -72,7 +81,13 @@ async def run_commands(svc: Services, host: GitHost, pr: PullRequest, record: St
     handled = 0
     while (queued := await svc.store.next_command(record.key)) is not None:
         current = await svc.store.load(record.key) or record
-        run = await _run_comment(svc, host, pr, current, queued)
+        try:
+            run = await _run_comment(svc, host, pr, current, queued)
+        except PermanentError as exc:
+            # Retrying cannot help, and a command stuck first in the queue would block the
+            # staging for ever (its teardown included): drop it and say why in the log.
+            log.warning("dropped a command on %s: %s", record.key, exc.reason)
+            run = None
         await svc.store.command_done(record.key, run.changes if run else {})
         for entry in run.history if run else []:
             await svc.store.add_history(record.key, entry)
@@ -86,19 +101,27 @@ async def _run_comment(
     body, author = queued.get("body", ""), queued.get("author", "")
     if not author or replies.written_by_bot(body):
         return None
-    if author.casefold() == (await host.identity()).casefold():
-        return None  # the bot's own comment: it never answers itself
+    own = await _tolerant(host.identity(), "read the bot's identity") or ""
+    if author.casefold() == own.casefold():
+        return None  # the bot's own comment: it never answers itself (markers also tell)
     config = svc.config.commands
     parsed = commands.parse(body, config.prefix, config.max_value_length)
     if not parsed.commands and not parsed.problems:
         return None
     comment_id = int(queued["id"])
-    await host.react(pr.repo, pr.number, comment_id, EYES)
+    # A comment deleted meanwhile, or a locked conversation, refuses reactions and replies:
+    # the command still counts, only the acknowledgement is lost.
+    await _tolerant(host.react(pr.repo, pr.number, comment_id, EYES), "react")
     run = Run(svc, host, record.key, pr, author, queued.get("sha", ""), dict(record.fields))
     if parsed.problems:
         run.refuse(replies.problems(author, parsed.problems, config.prefix))
+    exposed = _secret_keys_in(body, config.secret_keys)
+    if exposed:  # whoever wrote it, however malformed: the value is public now
+        run.say(replies.secret_refused(author, exposed))
     writes = [c for c in parsed.commands if c.verb not in commands.OPEN_VERBS]
-    access = await host.permission(pr.repo, author) if writes else Access.NONE
+    access = Access.NONE
+    if writes:
+        access = await _tolerant(host.permission(pr.repo, author), "read access") or Access.NONE
     for command in parsed.commands:
         if command.verb in commands.OPEN_VERBS or access.may_run_commands:
             refusals = run.refusals
@@ -109,10 +132,24 @@ async def _run_comment(
             result = "refused: no write access"
         run.history.append(_entry(run, command, result))
     for text in run.replies:
-        await host.reply(pr.repo, pr.number, replies.reply(text))
-    await host.react(pr.repo, pr.number, comment_id, THUMBS_UP if run.ok else CONFUSED)
+        await _tolerant(host.reply(pr.repo, pr.number, replies.reply(text)), "reply")
+    done = THUMBS_UP if run.ok else CONFUSED
+    await _tolerant(host.react(pr.repo, pr.number, comment_id, done), "react")
     log.info("commands from %s on %s: %s", author, record.key, "ok" if run.ok else "refused")
     return run
+
+
+def _secret_keys_in(body: str, secret_keys: tuple[str, ...]) -> set[str]:
+    """Secret keys the comment assigns a value to, however malformed the rest of it is."""
+    return {key for key in secret_keys if re.search(rf"(?<![A-Z0-9_]){key}=", body)}
+
+
+async def _tolerant(call: Awaitable[T], what: str) -> T | None:
+    try:
+        return await call
+    except PermanentError as exc:
+        log.warning("could not %s: %s", what, exc.reason)
+        return None
 
 
 async def _execute(run: Run, command: Command, comment_id: int) -> None:
@@ -120,7 +157,9 @@ async def _execute(run: Run, command: Command, comment_id: int) -> None:
     if verb is Verb.DEPLOY or verb is Verb.REDEPLOY:
         if verb is Verb.DEPLOY and not _approve(run, command):
             return
-        run.write(**{plan.FORCED: "1", plan.DECISION: ""})
+        run.write(**{plan.DECISION: ""})
+        if verb is Verb.DEPLOY and plan.skip_reason(run.pr, run.rules):
+            run.write(**{plan.FORCED: "1"})  # a person overrides the rules for this request
         if verb is Verb.REDEPLOY:
             run.write(**{plan.REDEPLOY_TOKEN: f"comment-{comment_id}"})
     elif verb is Verb.ARCHIVE:
@@ -154,23 +193,30 @@ async def _execute(run: Run, command: Command, comment_id: int) -> None:
 
 
 def _approve(run: Run, command: Command) -> bool:
-    """`deploy [sha]`: a named SHA must be the head; on a fork it approves that head."""
+    """`deploy [sha]`: a named SHA must be the head; on a fork it approves that head.
+
+    A fork's approval must name exactly the code the maintainer reviewed: the head the
+    comment saw (when the bot knows it) or the full 40-character SHA — a short prefix
+    could be matched by another commit crafted to share it.
+    """
     head, author = run.pr.head_sha, run.author
     if command.sha and not head.startswith(command.sha):
-        run.refuse(replies.NOT_HEAD.format(author=author, sha=command.sha, head=head[:7]))
+        run.refuse(replies.NOT_HEAD.format(author=author, sha=command.sha, head=head))
         return False
     if not run.pr.fork:
         return True
     seen = run.seen_sha
-    if not command.sha and seen and seen != head:
-        # The fork pushed after the comment was written: its author cannot have seen that code.
-        text = replies.FORK_MOVED.format(
-            author=author, head=head[:7], seen=seen[:7], prefix=run.prefix
-        )
-        run.refuse(text)
+    if command.sha and command.sha != head:
+        run.refuse(replies.FULL_SHA.format(author=author, head=head, prefix=run.prefix))
+        return False
+    if not command.sha and seen != head:
+        # The fork pushed after the comment was written (or the bot cannot tell which head
+        # the comment saw): its author cannot be known to have reviewed this code.
+        template = replies.FORK_MOVED if seen else replies.UNKNOWN_SEEN
+        run.refuse(template.format(author=author, head=head, seen=seen[:7], prefix=run.prefix))
         return False
     run.write(**{plan.APPROVED_SHA: head, plan.APPROVED_BY: author})
-    run.say(replies.APPROVED.format(author=author, sha=head[:7]))
+    run.say(replies.APPROVED.format(author=author, sha=head))
     run.history.append(_entry(run, command, f"approved {head[:7]}"))
     return True
 
@@ -181,7 +227,7 @@ def _change_overrides(run: Run, command: Command) -> None:
         secret_keys = set(run.svc.config.commands.secret_keys)
         secret = {key for key, _ in command.assignments} & secret_keys
         if secret:
-            run.refuse(replies.secret_refused(run.author, secret))
+            run.refusals += 1  # the reply already warns that the value is exposed
             return
         values.update(command.assignments)
         if len(values) > MAX_OVERRIDES:

@@ -69,7 +69,8 @@ def decide(pr: PullRequest, rules: Rules, record: StagingRecord) -> Plan:
     if not pr.fork or approved == pr.head_sha:
         return Plan(want, pr.head_sha)
     # A fork's new commit is not run until approved; the approved one keeps running.
-    running = approved if approved and record.get("sha") == approved else ""
+    still_up = record.get("phase") not in ("gone", "destroying")
+    running = approved if approved and record.get("sha") == approved and still_up else ""
     return Plan(want, running, unapproved=pr.head_sha)
 
 

@@ -117,8 +117,13 @@ def _note(payload: Mapping[str, Any]) -> Delivery:
     attributes = required(payload, "object_attributes", dict)
     if attributes.get("noteable_type") != "MergeRequest":
         return Delivery(ignored="comment on something other than a merge request")
-    # GitLab before 16.11 sends no `action`; a present one other than create is an edit.
-    if attributes.get("action", "create") != "create":
+    # GitLab before 16.11 sends no `action`, and sends a hook again when a note is edited:
+    # there, a note updated after it was created is an edit (its id de-duplicates the rest).
+    action = attributes.get("action")
+    edited_before_16_11 = action is None and attributes.get("updated_at") != attributes.get(
+        "created_at"
+    )
+    if (action is not None and action != "create") or edited_before_16_11:
         return Delivery(ignored="note edited: only new comments carry commands")
     merge_request = required(payload, "merge_request", dict)
     last_commit = merge_request.get("last_commit")

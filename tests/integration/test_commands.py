@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from bot.config import CommandsConfig
+from bot.errors import PermanentError
 from bot.hosts.base import CONFUSED, EYES, THUMBS_UP, Access
 from bot.hosts.github_sansio import parse_delivery
 from bot.model import Phase, RepoRef, StagingKey
@@ -260,7 +261,7 @@ async def test_a_fork_is_not_deployed_until_a_maintainer_approves(fork: Services
     await settle(fork)
     assert [t.sha for t in prov.applied] == [SHA1]
     ((_, reply),) = host.replies
-    assert "approved commit `ec26c3e`" in reply
+    assert f"approved commit `{SHA1}`" in reply
     history = await fork.store.history(KEY)
     assert any(entry["result"] == "approved ec26c3e" for entry in history)
 
@@ -277,7 +278,7 @@ async def test_a_fork_push_after_approval_is_not_deployed_until_approved_again(
     await settle(fork)
     assert [t.sha for t in prov.applied] == [SHA1]
     assert "`2222222` from the fork is not deployed" in sticky(host)
-    await comment(fork, "/staging deploy 2222222", comment_id=2)
+    await comment(fork, f"/staging deploy {SHA2}", comment_id=2)
     await settle(fork)
     assert [t.sha for t in prov.applied] == [SHA1, SHA2]
     assert "not deployed" not in sticky(host)
@@ -294,7 +295,7 @@ async def test_an_approval_written_before_the_fork_pushed_again_is_refused(
     await settle(fork)
     assert prov.applied == []
     ((_, reply),) = host.replies
-    assert "pushed `2222222` after your comment" in reply
+    assert f"pushed `{SHA2}` after your comment" in reply
 
 
 async def test_approving_a_sha_that_is_not_the_head_is_refused(fork: Services) -> None:
@@ -370,3 +371,84 @@ async def test_deploy_by_a_maintainer_overrides_the_rules(svc: Services) -> None
     await comment(svc, "/staging deploy")
     await settle(svc)
     assert len(prov.applied) == 1
+
+
+async def test_a_short_sha_never_approves_a_fork_commit(fork: Services) -> None:
+    # Another commit could be crafted to share a 7-character prefix with the reviewed one.
+    host, prov = host_of(fork), prov_of(fork)
+    await deliver(fork, "pull_request", pr_payload("opened"))
+    await comment(fork, f"/staging deploy {SHA1[:7]}")
+    await settle(fork)
+    assert prov.applied == []
+    ((_, reply),) = host.replies
+    assert f"/staging deploy {SHA1}" in reply and "Nothing was approved" in reply
+
+
+async def test_a_fork_approval_is_refused_when_the_bot_never_saw_the_head(
+    fork: Services,
+) -> None:
+    # No pull_request event ever arrived (installed later, or a webhook lost): the bot
+    # cannot tell which commit the comment saw, so only the full SHA approves.
+    host, prov = host_of(fork), prov_of(fork)
+    await comment(fork, "/staging deploy")
+    await settle(fork)
+    assert prov.applied == [] and "cannot tell which commit" in host.replies[0][1]
+    await comment(fork, f"/staging deploy {SHA1}", comment_id=2)
+    await settle(fork)
+    assert [t.sha for t in prov.applied] == [SHA1]
+
+
+async def test_a_destroyed_fork_staging_stays_gone_when_the_fork_pushes(fork: Services) -> None:
+    host, prov = host_of(fork), prov_of(fork)
+    await deliver(fork, "pull_request", pr_payload("opened"))
+    await comment(fork, "/staging deploy")
+    await settle(fork)
+    await comment(fork, "/staging destroy", comment_id=2)
+    await settle(fork)
+    host.push(2, SHA2)
+    await deliver(fork, "pull_request", pr_payload("synchronize", SHA2))
+    await settle(fork)
+    assert [t.sha for t in prov.applied] == [SHA1]
+    assert await field(fork, "phase") == Phase.AWAITING_APPROVAL
+
+
+async def test_a_refused_command_never_repeats_a_value_and_warns_about_secrets(
+    svc: Services,
+) -> None:
+    host = host_of(svc)
+    await running(svc)
+    await comment(svc, f"/staging set STRIPE_KEY={SECRET_VALUE} OTHER=x", login="reader")
+    await settle(svc)
+    bodies = " ".join(body for _, body in host.replies)
+    assert SECRET_VALUE not in bodies and "needs write access" in bodies
+    assert "rotate" in bodies
+
+
+async def test_a_comment_that_cannot_be_reacted_to_does_not_block_the_staging(
+    svc: Services,
+) -> None:
+    # Deleted right after it was written: GitHub answers 404 to the reaction, for good.
+    host, prov = host_of(svc), prov_of(svc)
+    await running(svc)
+    await comment(svc, "/staging status", login="stranger")
+    host.failing["react"] = PermanentError("comment not found")
+    host.close(2)
+    await deliver(svc, "pull_request", pr_payload("closed"))
+    await settle(svc)
+    assert prov.destroyed and await field(svc, "phase") == Phase.GONE
+    assert "**Staging:**" in host.replies[0][1]  # the command still ran
+
+
+async def test_redeploy_does_not_override_the_rules(svc: Services) -> None:
+    svc = with_rules(svc, require_label="staging")
+    host, prov = host_of(svc), prov_of(svc)
+    host.set_labels(2, ("staging",))
+    await running(svc)
+    await comment(svc, "/staging redeploy")
+    await settle(svc)
+    host.set_labels(2, ())
+    await deliver(
+        svc, "pull_request", pr_payload("unlabeled", fixture="pull_request.unlabeled.json")
+    )
+    await settle(svc)
+    assert prov.destroyed

@@ -147,7 +147,7 @@ async def test_a_fork_waits_for_approval_and_each_new_push_waits_again(
         await say(bot, github, "/staging deploy", "maintainer")
         await eventually(lambda: completed(github.check_runs(REPO, SHA1)), "deployed")
         assert web_image(kube) == f"registry.example.com/hello:{SHA1}"
-        assert any("approved commit `ec26c3e`" in r for r in replies(github))
+        assert any(f"approved commit `{SHA1}`" in r for r in replies(github))
 
         github.set_head(REPO, 2, SHA2)
         await deliver(bot, fork_payload("synchronize", SHA2))

@@ -177,6 +177,14 @@ def test_a_note_without_action_from_older_gitlab_counts_as_created() -> None:
     assert parse_delivery("Note Hook", payload).events
 
 
+def test_a_note_edited_on_older_gitlab_is_ignored() -> None:
+    # Before 16.11 an edit re-sends the hook without an action; only the times tell.
+    payload = copy.deepcopy(gitlab("note.merge_request.json"))
+    payload["object_attributes"].pop("action", None)
+    payload["object_attributes"]["updated_at"] = "2015-05-17 18:30:00 UTC"
+    assert "edited" in parse_delivery("Note Hook", payload).ignored
+
+
 def test_an_edited_note_is_ignored() -> None:
     payload = copy.deepcopy(gitlab("note.merge_request.json"))
     payload["object_attributes"]["action"] = "update"
