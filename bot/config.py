@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from bot import _configparse as parse
 from bot._configparse import Invalid, Kind
+from bot.schedule import cron_fields
 
 
 class Secret:
@@ -164,6 +165,13 @@ class CommandsConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    # How often the sweep compares the cluster and the Git hosts with Redis; 0: never
+    # (`stagingbot sweep` still runs one). At least a minute, dividing an hour or a day.
+    interval: float = 300.0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "json"  # "json" or "text"
@@ -178,6 +186,7 @@ class Config:
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     staging: StagingConfig = field(default_factory=StagingConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     log: LogConfig = field(default_factory=LogConfig)
     repos: tuple[RepoConfig, ...] = ()
 
@@ -228,10 +237,16 @@ SECTIONS: dict[str, type[Any]] = {
     "kubernetes": KubernetesConfig,
     "staging": StagingConfig,
     "commands": CommandsConfig,
+    "sweep": SweepConfig,
     "log": LogConfig,
 }
 DURATIONS = frozenset(
-    {("server", "delivery_ttl"), ("kubernetes", "rollout_deadline"), ("kubernetes", "rollout_poll")}
+    {
+        ("server", "delivery_ttl"),
+        ("kubernetes", "rollout_deadline"),
+        ("kubernetes", "rollout_poll"),
+        ("sweep", "interval"),
+    }
 )
 HOSTS = ("github", "gitlab")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -355,6 +370,7 @@ def _validate(config: Config) -> list[str]:
             ]
         )
         + _contradictions(config)
+        + _sweep(config.sweep)
     )
 
 
@@ -385,6 +401,16 @@ def _contradictions(config: Config) -> list[str]:
                 "so no request could get a staging"
             )
     return problems
+
+
+def _sweep(sweep: SweepConfig) -> list[str]:
+    # At least a minute: arq keeps a cron job's id busy for 60 s after each run anyway.
+    if sweep.interval == 0 or (sweep.interval >= 60 and cron_fields(sweep.interval)):
+        return []
+    return [
+        f"sweep.interval: expected 0 (off) or a duration of at least a minute that divides "
+        f'an hour or a day, like "1m", "5m", "15m" or "1h"; got {sweep.interval:g} s'
+    ]
 
 
 def _one_of(options: tuple[str, ...], text: str) -> None:

@@ -92,6 +92,24 @@ class Target:
 
 
 @dataclass(frozen=True)
+class ClusterStaging:
+    """A staging as the cluster records it on its namespace: the sweep's source of truth.
+
+    Redis is an index rebuilt from these after a wipe: what was applied (SHA, overrides)
+    and whether a person archived it live with the staging, not only in Redis.
+    """
+
+    key: StagingKey
+    namespace: str
+    repo: str  # full name when last applied, display only (the key holds the numeric id)
+    sha: str  # the commit last applied
+    url: str
+    terminating: bool = False
+    archived: bool = False
+    overrides: dict[str, str] = field(default_factory=dict)  # as applied, KEY -> value
+
+
+@dataclass(frozen=True)
 class Rollout:
     """What a provisioner saw of a staging's workloads."""
 

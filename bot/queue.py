@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from bot.model import StagingKey
 
 RECONCILE = "reconcile"
+SWEEP = "sweep"
 # arq drops a job whose key outlives this (its default is a day, not renewed on Retry):
 # a staging retrying through a long outage must not be forgotten.
 JOB_EXPIRES = timedelta(days=30)

@@ -57,6 +57,19 @@ return 1
 """
 
 
+# Only when the staging has no record yet: a webhook that wrote one meanwhile wins.
+# KEYS = [hash, index]; ARGV = [key, then field, value, field, value...].
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'key', ARGV[1], unpack(ARGV, 2))
+redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Update:
     """What one event of a delivery writes: desired-state fields, and a command to queue."""
@@ -92,6 +105,7 @@ class Store:
         self.redis = redis
         self.prefix = prefix
         self._record = redis.register_script(_RECORD_DELIVERY)
+        self._create = redis.register_script(_CREATE)
 
     def _staging(self, key: StagingKey) -> str:
         return f"{self.prefix}:staging:{key}"
@@ -123,6 +137,25 @@ class Store:
             args.append(json.dumps(doc))
         return bool(await self._record(keys=keys, args=args))
 
+    async def create(self, key: StagingKey, fields: Mapping[str, str]) -> bool:
+        """Write a record for a staging Redis does not know (the sweep); False if one exists.
+
+        Like an event, it bumps the generation, so the reconcile job acts on it.
+        """
+        args = [str(key)]
+        for name, value in _valid_text(fields).items():
+            args += [name, value]
+        return bool(await self._create(keys=[self._staging(key), self._index], args=args))
+
+    async def desire(self, key: StagingKey, fields: Mapping[str, str]) -> None:
+        """Write desired-state fields and bump the generation, as an event would (the sweep,
+        standing in for a webhook that was lost)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._staging(key), mapping={**_valid_text(fields), "key": str(key)})
+            pipe.hincrby(self._staging(key), "generation", 1)
+            pipe.sadd(self._index, str(key))
+            await pipe.execute()
+
     async def next_command(self, key: StagingKey) -> dict[str, str] | None:
         """The oldest command not yet handled; it stays queued until `command_done`."""
         raw = await _done(self.redis.lindex(self._commands(key), 0))
@@ -141,6 +174,19 @@ class Store:
         if not raw:
             return None
         return StagingRecord(key, {_text(k): _text(v) for k, v in raw.items()})
+
+    async def load_many(self, keys: Iterable[StagingKey]) -> dict[StagingKey, StagingRecord]:
+        """The records of `keys` that exist, in one round trip."""
+        keys = list(keys)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(self._staging(key))
+            found = await pipe.execute()
+        return {
+            key: StagingRecord(key, {_text(k): _text(v) for k, v in raw.items()})
+            for key, raw in zip(keys, found, strict=True)
+            if raw
+        }
 
     async def update(self, key: StagingKey, fields: Mapping[str, str | int | float]) -> None:
         """Write observed fields (the worker's side); None-free, strings in Redis."""

@@ -8,8 +8,9 @@ import inspect
 import logging
 from typing import Any
 
-from arq import func
+from arq import cron, func
 from arq.connections import ArqRedis
+from arq.cron import CronJob
 from arq.worker import Worker
 
 from bot import queue
@@ -18,8 +19,10 @@ from bot.errors import TemporaryError
 from bot.hosts.base import GitHost
 from bot.provision.base import Provisioner
 from bot.provision.lazy import LazyProvisioner
+from bot.schedule import cron_fields
 from bot.services import Services
 from bot.store import Store
+from bot.sweep import sweep_job
 from handlers.reconcile import reconcile
 
 log = logging.getLogger("stagingbot.worker")
@@ -31,6 +34,8 @@ MAX_TRIES = 1_000_000
 JOB_TIMEOUT = 300
 # Jobs are short (a rollout is never waited for in a job): let running ones finish on shutdown.
 SHUTDOWN_GRACE = 20.0
+# A sweep lists every repository's open requests: give it longer than a reconcile.
+SWEEP_TIMEOUT = 600
 
 
 async def build_services(config: Config, redis: ArqRedis) -> Services:
@@ -108,6 +113,7 @@ def make_worker(
                 timeout=JOB_TIMEOUT,
             )
         ],
+        cron_jobs=sweep_schedule(config),
         queue_name=queue.queue_name(config.redis.key_prefix),
         redis_pool=redis,
         ctx={"services": services},
@@ -121,6 +127,27 @@ def make_worker(
         burst=burst,
         health_check_key=f"{config.redis.key_prefix}:health-check",
     )
+
+
+def sweep_schedule(config: Config) -> list[CronJob]:
+    """The sweep every `sweep.interval` on the clock, or nothing when it is 0.
+
+    One fixed job id: however many workers there are, one sweep is queued at a time, and
+    one still running when the next is due makes that one skip (arq refuses the id).
+    """
+    fields = cron_fields(config.sweep.interval)
+    if fields is None:
+        return []
+    job = cron(
+        sweep_job,
+        name=queue.SWEEP,
+        job_id=f"{queue.SWEEP}:{config.redis.key_prefix}",
+        timeout=SWEEP_TIMEOUT,
+        max_tries=1,
+        keep_result=0,
+        **fields,  # type: ignore[arg-type]  # second/minute/hour sets, checked by the loader
+    )
+    return [job]
 
 
 async def stop_worker(

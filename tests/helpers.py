@@ -18,6 +18,7 @@ from bot.config import (
     RepoConfig,
     Secret,
     StagingConfig,
+    SweepConfig,
 )
 from tests.conftest import load_fixture
 
@@ -37,6 +38,7 @@ def make_config(redis_url: str, **sections: Any) -> Config:
             image="registry.example.com/hello:{sha}",
         ),
         repos=(RepoConfig(host="github", repo=REPO),),
+        sweep=SweepConfig(interval=0),  # no cron sweep in the middle of a test
     )
     return replace(config, **sections)
 

@@ -58,6 +58,15 @@ class GitHost(Protocol):
         """The request's current state and head, read from the host (never from an event)."""
         ...
 
+    async def open_pulls(self, repo: RepoRef) -> list[PullRequest]:
+        """Every open request of `repo`, read to the last page (the sweep).
+
+        `repo.id` may be 0 when only the configured name is known; each request carries
+        the repository's real id. All or nothing: a failed or unreadable page raises,
+        never a shorter list.
+        """
+        ...
+
     async def report_check(
         self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
     ) -> int | None:

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import requests
 from github import GithubException, UnknownObjectException
+from github.PaginatedList import PaginatedList
+from github.PullRequest import PullRequest as GithubPullRequest
 from github.Repository import Repository
 
 from bot.config import GitHubConfig
@@ -34,6 +36,7 @@ T = TypeVar("T")
 
 DESCRIPTION_LIMIT = 140  # commit and deployment status descriptions
 SUMMARY_LIMIT = 65535  # check run output.summary
+PULLS_PER_PAGE = 100  # GitHub's maximum page size
 STATUS_STATES = {
     CheckState.IN_PROGRESS: "pending",
     CheckState.SUCCESS: "success",
@@ -54,6 +57,25 @@ REDACTED = "[redacted]"
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def pull_request(host: str, pr: GithubPullRequest, merged: bool) -> PullRequest:
+    """The host-neutral request from PyGithub's, reading only what a list item carries."""
+    return PullRequest(
+        repo=RepoRef(host, pr.base.repo.id, pr.base.repo.full_name),
+        number=pr.number,
+        head_sha=pr.head.sha,
+        branch=pr.head.ref,
+        title=pr.title,
+        author=pr.user.login,
+        url=pr.html_url,
+        open=pr.state == "open",
+        merged=merged,
+        draft=bool(pr.draft),
+        labels=tuple(label.name for label in pr.labels),
+        # A deleted fork leaves no head repository: still a fork.
+        fork=pr.head.repo is None or pr.head.repo.id != pr.base.repo.id,
+    )
 
 
 def error_message(exc: GithubException) -> str:
@@ -98,23 +120,21 @@ class GitHubHost:
     async def get_pull(self, repo: RepoRef, number: int) -> PullRequest:
         def work(r: Repository) -> PullRequest:
             pr = r.get_pull(number)
-            return PullRequest(
-                repo=RepoRef(repo.host, repo.id, pr.base.repo.full_name),
-                number=number,
-                head_sha=pr.head.sha,
-                branch=pr.head.ref,
-                title=pr.title,
-                author=pr.user.login,
-                url=pr.html_url,
-                open=pr.state == "open",
-                merged=bool(pr.merged),
-                draft=bool(pr.draft),
-                labels=tuple(label.name for label in pr.labels),
-                # A deleted fork leaves no head repository: still a fork.
-                fork=pr.head.repo is None or pr.head.repo.id != pr.base.repo.id,
-            )
+            return pull_request(repo.host, pr, merged=bool(pr.merged))
 
         return await self._call(f"read {repo.full_name}#{number}", repo, work)
+
+    async def open_pulls(self, repo: RepoRef) -> list[PullRequest]:
+        def work(r: Repository) -> list[PullRequest]:
+            # PaginatedList follows `Link: rel="next"` to the end; a failed page raises.
+            # ETags (a 304 costs no rate limit) are not used yet.
+            # https://docs.github.com/en/rest/pulls/pulls#list-pull-requests
+            params = {"state": "open", "per_page": PULLS_PER_PAGE}
+            pages = PaginatedList(GithubPullRequest, r.requester, f"{r.url}/pulls", params)
+            # List items lack `merged` (reading it would GET each one): open means unmerged.
+            return [pull_request(repo.host, pr, merged=False) for pr in pages]
+
+        return await self._call(f"list the open pull requests of {repo.full_name}", repo, work)
 
     async def report_check(
         self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
@@ -291,7 +311,9 @@ class GitHubHost:
             with self._lock:
                 serial = self._serial.setdefault(installation_id, threading.Lock())
             with serial:
-                return work(client.get_repo(repo.id))  # by id: a renamed repository still works
+                # By id: a renamed repository still works. The sweep knows only configured
+                # names (id 0) for repositories it has not met yet.
+                return work(client.get_repo(repo.id or repo.full_name))
 
         return self._mapped(what, in_repo, repo)
 

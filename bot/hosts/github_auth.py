@@ -103,7 +103,8 @@ class GitHubClients:
             if client is None:
                 client = self._integration.get_github_for_installation(installation_id)
             with self._lock:
-                self._installations[repo.id] = installation_id
+                if repo.id:  # 0: known by name only (the sweep), looked up each time
+                    self._installations[repo.id] = installation_id
                 return installation_id, self._clients.setdefault(installation_id, client)
 
     def forget(self, repo: RepoRef) -> None:

@@ -35,6 +35,7 @@ T = TypeVar("T")
 USER_AGENT = "stagingbot"
 DESCRIPTION_LIMIT = 255  # commit status description
 NOTES_PER_PAGE = 100  # GitLab's maximum page size
+MRS_PER_PAGE = 100
 ENVIRONMENT_TIER = "development"
 STATUS_STATES = {
     CheckState.IN_PROGRESS: "running",
@@ -99,6 +100,32 @@ def level_access(level: int) -> Access:
     return Access.READ if level > 0 else Access.NONE
 
 
+def merge_request(repo: RepoRef, mr: dict[str, Any], path: Callable[[], str]) -> PullRequest:
+    """The host-neutral request from GitLab's MR attributes (`path()`: the project's path,
+    asked only when the MR does not say it)."""
+    # "group/sub/project!12": the current path without a second GET of the project.
+    full = str((mr.get("references") or {}).get("full") or "")
+    return PullRequest(
+        repo=RepoRef(
+            repo.host,
+            int(mr.get("project_id") or repo.id),
+            full.rpartition("!")[0] if "!" in full else path(),
+        ),
+        number=int(mr["iid"]),
+        head_sha=str(mr["sha"]),
+        branch=str(mr["source_branch"]),
+        title=str(mr["title"]),
+        author=str(mr["author"]["username"]),
+        url=str(mr["web_url"]),
+        open=mr["state"] == "opened",
+        merged=mr["state"] == "merged",
+        # GitLab before 14.0 sends `work_in_progress` only (now deprecated for `draft`).
+        draft=bool(mr.get("draft") or mr.get("work_in_progress")),
+        labels=tuple(str(label) for label in mr.get("labels") or ()),  # names
+        fork=mr.get("source_project_id") != mr.get("target_project_id"),
+    )
+
+
 def error_message(exc: GitlabError) -> str:
     """GitLab's `message`: a string, or a dict of field -> errors for validation failures."""
     message: Any = exc.error_message
@@ -149,28 +176,23 @@ class GitLabHost:
 
     async def get_pull(self, repo: RepoRef, number: int) -> PullRequest:
         def work() -> PullRequest:
-            project = self._project(repo)
-            mr = project.mergerequests.get(number).attributes
-            # "group/sub/project!12": the current path without a second GET of the project.
-            full = str((mr.get("references") or {}).get("full") or "")
-            path = full.rpartition("!")[0] if "!" in full else self._path(repo)
-            return PullRequest(
-                repo=RepoRef(repo.host, int(mr.get("project_id") or repo.id), path),
-                number=int(mr["iid"]),
-                head_sha=str(mr["sha"]),
-                branch=str(mr["source_branch"]),
-                title=str(mr["title"]),
-                author=str(mr["author"]["username"]),
-                url=str(mr["web_url"]),
-                open=mr["state"] == "opened",
-                merged=mr["state"] == "merged",
-                # GitLab before 14.0 sends `work_in_progress` only (now deprecated for `draft`).
-                draft=bool(mr.get("draft") or mr.get("work_in_progress")),
-                labels=tuple(str(label) for label in mr.get("labels") or ()),  # names
-                fork=mr.get("source_project_id") != mr.get("target_project_id"),
-            )
+            mr = self._project(repo).mergerequests.get(number).attributes
+            return merge_request(repo, mr, lambda: self._path(repo))
 
         return await self._call(f"read {repo.full_name}!{number}", work)
+
+    async def open_pulls(self, repo: RepoRef) -> list[PullRequest]:
+        def work() -> list[PullRequest]:
+            # By id when known, else by the configured path (python-gitlab encodes it).
+            project = self._gl.projects.get(repo.id or repo.full_name, lazy=True)
+            # The list follows `Link: rel="next"` to the end; a failed page raises.
+            # ETags are not used yet. https://docs.gitlab.com/api/merge_requests/
+            found = project.mergerequests.list(
+                state="opened", iterator=True, per_page=MRS_PER_PAGE, order_by="created_at"
+            )
+            return [merge_request(repo, mr.attributes, lambda: repo.full_name) for mr in found]
+
+        return await self._call(f"list the open merge requests of {repo.full_name}", work)
 
     async def report_check(
         self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None

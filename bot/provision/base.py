@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bot.model import Rollout, Target
+from bot.model import ClusterStaging, Rollout, Target
 
 
 class Provisioner(Protocol):
@@ -47,4 +47,12 @@ class Provisioner(Protocol):
 
     async def destroy(self, target: Target) -> bool:
         """Start removing the staging; True once nothing of it is left."""
+        ...
+
+    async def list_stagings(self, instance: str) -> list[ClusterStaging]:
+        """Every staging of bot `instance` in the cluster, in O(1) list calls (the sweep).
+
+        All or nothing: any failure raises `TemporaryError`, never a shorter list, so the
+        sweep cannot take an outage for stagings that are gone.
+        """
         ...

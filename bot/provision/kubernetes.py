@@ -16,8 +16,8 @@ from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
 from bot import naming
 from bot.errors import PermanentError, TemporaryError, classify_http
-from bot.model import Rollout, Target
-from bot.provision import archive, render
+from bot.model import ClusterStaging, Rollout, Target
+from bot.provision import archive, inventory, overrides, render
 from bot.provision.archive import ANNOTATION_ARCHIVED
 from bot.provision.rollout import workload_rollout
 
@@ -363,6 +363,35 @@ class KubernetesProvisioner:
                 return False
             raise
         return gone
+
+    # the sweep
+
+    async def list_stagings(self, instance: str) -> list[ClusterStaging]:
+        """Two list calls: the instance's namespaces, then its overrides ConfigMaps."""
+        selector = naming.instance_selector(instance)
+        only_overrides = f"metadata.name={overrides.CONFIGMAP}"
+        try:
+            namespaces = await self._list_cluster("v1", "Namespace", selector, None)
+            configmaps = await self._list_cluster("v1", "ConfigMap", selector, only_overrides)
+        except PermanentError as exc:  # say, RBAC refuses the list: still no answer at all
+            raise TemporaryError(exc.reason) from exc
+        return inventory.stagings(namespaces, configmaps)
+
+    async def _list_cluster(
+        self, api_version: str, kind: str, selector: str, fields: str | None
+    ) -> list[Obj]:
+        """Every `kind` in the whole cluster matching the selectors; whole, or it raises."""
+        resource = await self._resource(api_version, kind)
+        call = self._dynamic.get(
+            resource, label_selector=selector, field_selector=fields, _request_timeout=self._timeout
+        )
+        found = _plain(await _call(f"list {kind} in the cluster", call))
+        if (found.get("metadata") or {}).get("continue"):  # a chunk: never taken for the whole
+            raise TemporaryError(f"list {kind} in the cluster: the API server sent a partial list")
+        items = found.get("items", False)  # an empty list may come as null, never absent
+        if items is not None and not isinstance(items, list):
+            raise TemporaryError(f"list {kind} in the cluster: the answer holds no list")
+        return items or []
 
     # plumbing
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.errors import TemporaryError
-from bot.model import Rollout, Target
+from bot.model import ClusterStaging, Rollout, Target
 from bot.provision.base import Provisioner
 
 log = logging.getLogger("stagingbot.provision")
@@ -63,6 +63,9 @@ class LazyProvisioner:
 
     async def destroy(self, target: Target) -> bool:
         return await (await self.connect()).destroy(target)
+
+    async def list_stagings(self, instance: str) -> list[ClusterStaging]:
+        return await (await self.connect()).list_stagings(instance)
 
     async def close(self) -> None:
         close = getattr(self._real, "close", None)

@@ -731,6 +731,27 @@ class FakeGitHub:
     def _get_pull(self, request: _Request) -> _Response:
         return _Response(200, self._pull_json(self._pull(request)))
 
+    def _list_pulls(self, request: _Request) -> _Response:
+        """Newest first, like GitHub's default `sort=created&direction=desc`. List items are
+        the "simple" shape: no `merged`, `mergeable`, `comments`... (reading one of those
+        makes PyGithub GET the pull request)."""
+        assert request.repo is not None
+        state = request.query.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise _Error(422)
+        pulls = sorted(
+            (p for (repo_id, _), p in self._pulls.items() if repo_id == request.repo.id),
+            key=lambda p: -p.number,
+        )
+        simple = ("merged", "mergeable", "comments", "commits", "additions", "deletions")
+        items = [
+            {k: v for k, v in self._pull_json(p).items() if k not in simple}
+            for p in pulls
+            if state == "all" or p.state == state
+        ]
+        page, headers = self._paginate(request, items)
+        return _Response(200, page, headers)
+
     def _check_run_json(self, run: Json) -> Json:
         return {k: v for k, v in run.items() if not k.startswith("_")}
 
@@ -1089,6 +1110,7 @@ APP_ROUTES: list[tuple[str, str, Handler]] = [
 REPO_ROUTES: list[tuple[str, str, Handler]] = [
     (r"", "GET", FakeGitHub._get_repo),
     (r"/installation", "GET", FakeGitHub._installation),
+    (r"/pulls", "GET", FakeGitHub._list_pulls),
     (r"/pulls/(?P<number>\d+)", "GET", FakeGitHub._get_pull),
     (r"/check-runs", "POST", FakeGitHub._create_check_run),
     (r"/check-runs/(?P<id>\d+)", "PATCH", FakeGitHub._update_check_run),

@@ -536,6 +536,18 @@ class FakeGitLab:
     def _get_project(self, request: _Request) -> _Response:
         return _Response(200, self._project_json(request.project))
 
+    def _list_mrs(self, request: _Request) -> _Response:
+        """Newest first, like GitLab's default `order_by=created_at&sort=desc`."""
+        state = request.query.get("state", "all")
+        if state not in ("opened", "closed", "merged", "locked", "all"):
+            raise _Error(400, "state does not have a valid value")
+        mrs = sorted(
+            (mr for (pid, _), mr in self._mrs.items() if pid == request.project.id),
+            key=lambda mr: -mr.iid,
+        )
+        items = [self._mr_json(mr) for mr in mrs if state == "all" or mr.state == state]
+        return self._paginate(request, items)
+
     def _get_mr(self, request: _Request) -> _Response:
         return _Response(200, self._mr_json(self._mr(request)))
 
@@ -733,6 +745,7 @@ class FakeGitLab:
 SHA = r"(?P<sha>[0-9a-fA-F]{7,64})"
 ROUTES: list[tuple[str, str, Handler]] = [
     (r"", "GET", FakeGitLab._get_project),
+    (r"/merge_requests", "GET", FakeGitLab._list_mrs),
     (r"/merge_requests/(?P<iid>\d+)", "GET", FakeGitLab._get_mr),
     (r"/merge_requests/(?P<iid>\d+)/notes", "GET", FakeGitLab._list_notes),
     (r"/merge_requests/(?P<iid>\d+)/notes", "POST", FakeGitLab._create_note),

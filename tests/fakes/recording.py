@@ -12,7 +12,15 @@ from typing import Any
 
 from bot.errors import PermanentError, TemporaryError
 from bot.hosts.base import REACTIONS, Access
-from bot.model import CheckReport, DeployState, PullRequest, RepoRef, Rollout, Target
+from bot.model import (
+    CheckReport,
+    ClusterStaging,
+    DeployState,
+    PullRequest,
+    RepoRef,
+    Rollout,
+    Target,
+)
 
 
 @dataclass
@@ -28,6 +36,7 @@ class RecordingHost:
     login: str = "stagingbot[bot]"  # what identity() answers
     calls: list[str] = field(default_factory=list)
     fail_next: list[Exception] = field(default_factory=list)
+    failing: dict[str, Exception] = field(default_factory=dict)  # method -> raised every time
     _ids: Any = field(default_factory=lambda: itertools.count(100))
 
     def open_pull(
@@ -61,8 +70,18 @@ class RecordingHost:
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
+        if name in self.failing:
+            raise self.failing[name]
         if self.fail_next:
             raise self.fail_next.pop(0)
+
+    async def open_pulls(self, repo: RepoRef) -> list[PullRequest]:
+        self._call("open_pulls")
+        return [
+            pull
+            for _, pull in sorted(self.pulls.items())
+            if pull.open and pull.repo.full_name.lower() == repo.full_name.lower()
+        ]
 
     async def get_pull(self, repo: RepoRef, number: int) -> PullRequest:
         self._call("get_pull")
@@ -141,12 +160,24 @@ class RecordingProvisioner:
     namespaces: set[str] = field(default_factory=set)
     archived: set[str] = field(default_factory=set)  # namespaces scaled to zero
     calls: list[str] = field(default_factory=list)  # "archive <ns>", "restore <ns>"
+    # What list_stagings answers: what apply left in the cluster, by namespace.
+    stagings: dict[str, ClusterStaging] = field(default_factory=dict)
+    list_error: Exception | None = None
 
     async def apply(self, target: Target) -> None:
         if self.apply_error is not None:
             raise self.apply_error
         self.applied.append(target)
         self.namespaces.add(target.namespace)
+        self.stagings[target.namespace] = ClusterStaging(
+            target.key,
+            target.namespace,
+            target.repo,
+            target.sha,
+            target.url,
+            archived=target.namespace in self.archived,
+            overrides=dict(target.overrides),
+        )
 
     async def status(self, target: Target) -> Rollout:
         return self.rollout
@@ -157,15 +188,28 @@ class RecordingProvisioner:
             self.destroy_rounds -= 1
             return False
         self.namespaces.discard(target.namespace)
+        self.stagings.pop(target.namespace, None)
         return True
 
     async def archive(self, target: Target) -> None:
         self.calls.append(f"archive {target.namespace}")
         self.archived.add(target.namespace)
+        self._mark(target.namespace, archived=True)
 
     async def restore(self, target: Target) -> None:
         self.calls.append(f"restore {target.namespace}")
         self.archived.discard(target.namespace)
+        self._mark(target.namespace, archived=False)
+
+    async def list_stagings(self, instance: str) -> list[ClusterStaging]:
+        self.calls.append("list_stagings")
+        if self.list_error is not None:
+            raise self.list_error
+        return sorted(self.stagings.values(), key=lambda staging: staging.key)
+
+    def _mark(self, namespace: str, archived: bool) -> None:
+        if namespace in self.stagings:
+            self.stagings[namespace] = replace(self.stagings[namespace], archived=archived)
 
 
 __all__ = ["RecordingHost", "RecordingProvisioner", "TemporaryError"]
