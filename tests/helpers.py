@@ -25,6 +25,7 @@ from tests.conftest import load_fixture
 WEBHOOK_SECRET = "whsec-test-3f9a"
 REPO = "Codertocat/Hello-World"
 REPO_ID = 186853002
+PR_HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # head of the fixture's pull request #2
 
 
 def make_config(redis_url: str, **sections: Any) -> Config:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from tests.conftest import ROOT, free_port
 from tests.fakes.github import FakeGitHub
 from tests.fakes.kube import FakeKube
 from tests.helpers import (
+    PR_HEAD,
     REPO,
     REPO_ID,
     WEBHOOK_SECRET,
@@ -36,25 +37,11 @@ from tests.helpers import (
     signed_headers,
 )
 
-SHA1 = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # head of the fixture's pull request
+SHA1 = PR_HEAD
 SHA2 = "5b4c0f3e9d2a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"
 NAMESPACE = "staging-hello-world-pr-2-0085"
 URL = "https://hello-world-pr-2-0085.staging.example.com/"
 T = TypeVar("T")
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_repo(REPO, REPO_ID, installation_id=1)
-        fake.add_pull(REPO, 2, SHA1, branch="changes")
-        yield fake
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    with FakeKube() as fake:
-        yield fake
 
 
 def bot_config(

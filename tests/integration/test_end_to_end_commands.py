@@ -6,18 +6,16 @@ fake GitHub holds the same comments, so reactions and replies land where GitHub 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from bot.hosts.base import STICKY_MARKER
 from bot.replies import REPLY_MARKER
 from tests.fakes.github import FakeGitHub
 from tests.fakes.kube import FakeKube
-from tests.helpers import REPO, REPO_ID, body_of, comment_payload, pr_payload, signed_headers
+from tests.helpers import REPO, body_of, comment_payload, pr_payload, signed_headers
 from tests.integration.test_end_to_end import (
     NAMESPACE,
     SHA1,
@@ -29,20 +27,6 @@ from tests.integration.test_end_to_end import (
     running_bot,
     web_image,
 )
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_repo(REPO, REPO_ID, installation_id=1)
-        fake.add_pull(REPO, 2, SHA1, branch="changes")
-        yield fake
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    with FakeKube() as fake:
-        yield fake
 
 
 async def say(

@@ -42,12 +42,6 @@ def gitlab() -> Iterator[FakeGitLab]:
         yield fake
 
 
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    with FakeKube() as fake:
-        yield fake
-
-
 def gitlab_config(base: Config, gitlab: FakeGitLab) -> Config:
     return replace(
         base,

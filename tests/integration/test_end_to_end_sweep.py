@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -36,20 +36,6 @@ KEY = StagingKey("github", REPO_ID, 2)
 KEY3 = StagingKey("github", REPO_ID, 3)
 SHA3 = "3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f"
 APPLY = "application/apply-patch+yaml"
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_repo(REPO, REPO_ID, installation_id=1)
-        fake.add_pull(REPO, 2, SHA1, branch="changes")
-        yield fake
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    with FakeKube() as fake:
-        yield fake
 
 
 @contextlib.asynccontextmanager
