@@ -10,9 +10,9 @@ from bot.hosts.base import STICKY_MARKER
 from bot.model import CheckReport, CheckState, Phase
 
 HEADLINES = {
-    Phase.PENDING: "⏳ A staging is being created for this pull request.",
+    Phase.PENDING: "⏳ A staging is being created for this {request}.",
     Phase.AWAITING_APPROVAL: (
-        "🔒 This pull request comes from a fork: its staging waits for a maintainer's approval."
+        "🔒 This {request} comes from a fork: its staging waits for a maintainer's approval."
     ),
     Phase.DEPLOYING: "🚀 The staging is being deployed.",
     Phase.RUNNING: "✅ The staging is running.",
@@ -45,9 +45,11 @@ CHECK_STATES = {
 }
 
 APPROVAL_NEEDED = (
-    "A maintainer (write access) approves the current head with `{prefix} deploy`; "
+    "A maintainer ({access}) approves the current head with `{prefix} deploy`; "
     "every later push from the fork needs approving again."
 )
+MAINTAINER = {"github": "write access", "gitlab": "Developer role or higher"}
+REQUEST = {"github": "pull request", "gitlab": "merge request"}
 AWAITING_APPROVAL_NOTE = (
     "⚠️ Commit `{sha}` from the fork is not deployed: a maintainer must approve it with "
     "`{prefix} deploy` after reviewing it."
@@ -73,6 +75,11 @@ class View:
     namespace: str = ""
     note: str = ""  # e.g. a fork's push waiting for approval
     overrides: tuple[tuple[str, str], ...] = ()  # as shown: secret values already masked
+    host: str = "github"
+
+    @property
+    def headline(self) -> str:
+        return HEADLINES[self.phase].format(request=REQUEST.get(self.host, "request"))
 
 
 def short(sha: str) -> str:
@@ -92,10 +99,11 @@ def comment(view: View, prefix: str = "/staging") -> str:
     if view.namespace and view.phase not in NO_STAGING:
         rows.append(("Namespace", f"`{view.namespace}`"))
     rows.append(("Updated", timestamp(view.at)))
-    lines = [STICKY_MARKER, f"### {HEADLINES[view.phase]}", "", "| | |", "|---|---|"]
+    lines = [STICKY_MARKER, f"### {view.headline}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     if view.phase is Phase.AWAITING_APPROVAL:
-        lines += ["", APPROVAL_NEEDED.format(prefix=prefix)]
+        access = MAINTAINER.get(view.host, "write access")
+        lines += ["", APPROVAL_NEEDED.format(prefix=prefix, access=access)]
     if view.reason:
         lines += ["", f"**Why:** {_one_paragraph(view.reason)}"]
     if view.note:
@@ -109,7 +117,7 @@ def comment(view: View, prefix: str = "/staging") -> str:
 
 def check(view: View) -> CheckReport:
     """The check run / commit status for the staging's commit."""
-    summary = f"{HEADLINES[view.phase]}\n\nCommit `{short(view.sha)}`."
+    summary = f"{view.headline}\n\nCommit `{short(view.sha)}`."
     if view.phase not in NO_STAGING and view.url:
         summary += f" URL: {view.url}"
     if view.reason:

@@ -53,9 +53,7 @@ class Plan:
 def decide(pr: PullRequest, rules: Rules, record: StagingRecord) -> Plan:
     """The staging this request should have; every input is read fresh each round."""
     if not pr.open:
-        return Plan(
-            Want.NONE, reason=f"this pull request was {'merged' if pr.merged else 'closed'}"
-        )
+        return Plan(Want.NONE, reason=f"this {noun(pr)} was {'merged' if pr.merged else 'closed'}")
     decision = record.get(DECISION) if record.get(DECISION_SHA) == pr.head_sha else ""
     if decision == DESTROY:
         by = record.get(DECISION_BY)
@@ -74,18 +72,23 @@ def decide(pr: PullRequest, rules: Rules, record: StagingRecord) -> Plan:
     return Plan(want, running, unapproved=pr.head_sha)
 
 
+def noun(pr: PullRequest) -> str:
+    """What the host calls a request, for the texts people read."""
+    return "merge request" if pr.repo.host == "gitlab" else "pull request"
+
+
 def skip_reason(pr: PullRequest, rules: Rules) -> str:
     """Why the configured rules give this request no staging, or "" when they give it one."""
     if pr.author.casefold() in rules.skip_authors:
-        return f"pull requests by {pr.author} get no staging (staging.skip_authors)"
+        return f"{noun(pr)}s by {pr.author} get no staging (staging.skip_authors)"
     labels = {label.casefold() for label in pr.labels}
     skipping = sorted(labels & rules.skip_labels)
     if skipping:
         return f"the label `{skipping[0]}` skips the staging (staging.skip_labels)"
     if rules.require_label and rules.require_label not in labels:
-        return f"only pull requests labelled `{rules.require_label}` get a staging"
+        return f"only {noun(pr)}s labelled `{rules.require_label}` get a staging"
     if pr.draft and not rules.drafts:
-        return "draft pull requests get no staging: mark it ready for review"
+        return f"draft {noun(pr)}s get no staging: mark it ready"
     return ""
 
 
