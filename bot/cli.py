@@ -1,4 +1,5 @@
-"""The `stagingbot` command line: run the bot (web, worker or both) and check a config."""
+"""The `stagingbot` command line: run the bot, check a config, and steer stagings through
+the API (`bot.cli_remote`); this module only wires the arguments."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from bot import __version__
+from bot import __version__, cli_remote
+from bot._configparse import Invalid, parse_duration
+from bot.cli_remote import ACTIONS, TOKEN_ENV, URL_ENV, WAITABLE, Terminal
+from bot.client import Exit
 from bot.config import Config, ConfigError, load_config, redacted
 
 USAGE = """\
@@ -17,7 +21,18 @@ stagingbot run            web server and worker in one process (small installs)
 stagingbot web            the webhook receiver only
 stagingbot worker         the reconcile worker only
 stagingbot check-config   validate the configuration and print it with secrets masked
-stagingbot sweep          compare cluster, Git hosts and Redis once, repair, say what it did
+stagingbot sweep          queue a sweep on the server (--url), or run one here (--config)
+
+stagingbot list [--host H] [--repo R] [--state S] [--search TEXT]
+stagingbot show REF | history REF
+stagingbot deploy REF [--sha SHA] [--wait] | redeploy REF [--wait] | restore REF [--wait]
+stagingbot archive REF | destroy REF | extend REF
+stagingbot set REF KEY=VALUE... | unset REF KEY...
+
+REF is github:owner/repo#12 or gitlab:group/project!12 (owner/repo#12 and group/project!12
+work too). The server and token come from --url/--token or STAGINGBOT_URL/STAGINGBOT_TOKEN.
+Exit codes: 0 ok, 1 server or network error, 2 usage or configuration error, 3 not
+allowed (401/403), 4 not found, 5 refused (409/422), 6 --wait: failed, 7 --wait: timed out.
 """
 
 
@@ -35,21 +50,104 @@ def parser() -> argparse.ArgumentParser:
         ("web", "the webhook receiver only"),
         ("worker", "the reconcile worker only"),
         ("check-config", "validate the configuration and print it, secrets masked"),
-        ("sweep", "run one sweep now, in this process, and print what it found and did"),
+        ("sweep", "queue a sweep on the server, or with --config run one in this process"),
     ):
-        command = sub.add_parser(name, help=text, description=text)
+        parents = [remote_options()] if name == "sweep" else []
+        command = sub.add_parser(name, help=text, description=text, parents=parents)
         command.add_argument(
             "--config",
             metavar="PATH",
             help="TOML configuration file (default: $STAGINGBOT_CONFIG)",
         )
+    add_api_commands(sub)
     return top
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def remote_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--url", help=f"the bot's base URL (default: ${URL_ENV})")
+    options.add_argument(
+        "--token", help=f"an API token (default: ${TOKEN_ENV}, which keeps it out of `ps`)"
+    )
+    options.add_argument("--json", action="store_true", help="print the API's JSON")
+    return options
+
+
+def add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def command(name: str, text: str, ref: bool = True) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=text, description=text, parents=[remote_options()])
+        if ref:
+            parser.add_argument(
+                "ref", metavar="REF", help="github:owner/repo#12, gitlab:group/project!12"
+            )
+        return parser
+
+    listing = command("list", "list the stagings, filtered", ref=False)
+    listing.add_argument("--host", choices=("github", "gitlab"))
+    listing.add_argument("--repo", help="owner/repo or group/project")
+    listing.add_argument("--state", help="running, deploying, failed, archived, ...")
+    listing.add_argument("--search", metavar="TEXT", help="in branch, title and request")
+    command("show", "one staging: state, URL, request, overrides, recent history")
+    command("history", "everything that happened to one staging, newest first")
+    for action, text in (
+        ("deploy", "deploy the staging (on a fork: approve the head, or --sha)"),
+        ("redeploy", "apply the current head again"),
+        ("archive", "scale to zero, keep the data"),
+        ("restore", "bring an archived staging back"),
+        ("destroy", "remove the staging now"),
+        ("extend", "keep the staging longer before its retention removes it"),
+    ):
+        parser = command(action, text)
+        if action == "deploy":
+            parser.add_argument("--sha", help="the commit to deploy (7 to 40 hex characters)")
+        if action in WAITABLE:
+            parser.add_argument(
+                "--wait", action="store_true", help="follow it until running (exit 0) or failed (6)"
+            )
+            parser.add_argument(
+                "--timeout",
+                type=duration,
+                default=cli_remote.DEFAULT_TIMEOUT,
+                metavar="DURATION",
+                help="how long --wait waits: 90s, 15m, 1h (default: 15m); then exit 7",
+            )
+    setter = command("set", "set environment variables of the staging (secret keys too)")
+    setter.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    unsetter = command("unset", "remove environment variables of the staging")
+    unsetter.add_argument("keys", nargs="+", metavar="KEY")
+
+
+def duration(text: str) -> float:
     try:
-        config = load_config(args.config, os.environ)
+        seconds = parse_duration(text)
+    except Invalid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (90s, 15m, 1h)") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the timeout must be more than 0")
+    return seconds
+
+
+REMOTE = frozenset({"list", "show", "history", "set", "unset", *ACTIONS})
+BOTH_WAYS = "sweep: give --config (run one here) or --url (ask the server), not both"
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    terminal: Terminal | None = None,
+) -> int:
+    args = parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    if args.command == "sweep" and args.config and args.url:
+        print(f"stagingbot: {BOTH_WAYS}", file=terminal.err if terminal else sys.stderr)
+        return Exit.USAGE
+    # `sweep` asks the server when one is named and no configuration file is given.
+    asks_server = args.command == "sweep" and not args.config and (args.url or environ.get(URL_ENV))
+    if args.command in REMOTE or asks_server:
+        return cli_remote.run(args, environ, terminal or Terminal.real())
+    try:
+        config = load_config(args.config, environ)
     except ConfigError as exc:
         print(f"stagingbot: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -286,6 +286,12 @@ _ARGUMENT_PARSERS: dict[Verb, _ArgumentParser] = {
 }
 
 
+def override_problem(key: str, value: str | None, limit: int) -> str | None:
+    """Why `key` (and `value`) cannot be a staging's override, by the rules of `set` (the
+    API and the dashboard apply them too); None when it can. Never quotes the value."""
+    return _key_problem(key) or (None if value is None else _value_problem(key, value, limit))
+
+
 def _assignment_problem(word: str, limit: int) -> str | None:
     key, equals, value = word.partition("=")
     if not equals:
@@ -333,3 +339,8 @@ def code(text: str) -> str:
     fence = "`" * (longest + 1)
     pad = " " if longest else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def sha_problem(word: str) -> str | None:
+    """Why `word` cannot be the SHA of `deploy` (the command line checks it too); None if it can."""
+    return None if _SHA.fullmatch(word) else NOT_A_SHA.format(word=code(word))

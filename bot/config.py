@@ -7,6 +7,7 @@ touch `os.environ`. Every key is documented in `config.example.toml`, the overri
 
 from __future__ import annotations
 
+import json
 import os
 import typing
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 from bot import _configparse as parse
 from bot._configparse import Invalid, Kind
+from bot.provision import command_config
 from bot.schedule import cron_fields
 
 
@@ -108,6 +110,7 @@ class StagingConfig:
     tls_secret: str = ""  # wildcard certificate Secret (namespace/name) copied into each staging
     cert_manager_issuer: str = ""  # or: annotate the Ingress for cert-manager
     environment_prefix: str = "pr-"  # GitHub Deployment environment, e.g. "pr-12"
+    provisioner: str = "kubernetes"  # or "command": the [command] programs (docs/provisioners.md)
     # Which requests get a staging. Labels and logins are stored casefolded: both hosts
     # compare label names case-insensitively, and logins are case-insensitive too.
     require_label: str = ""  # only requests carrying this label; "": every request
@@ -172,6 +175,58 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    # false: only operators see namespaces and failure details (error output, reasons);
+    # logs and internals can carry credentials that viewers must not read.
+    show_details: bool = True
+    secure_cookie: bool = False  # mark the session cookie Secure (the bot is served over HTTPS)
+    session_max_age: float = 12 * 3600.0  # seconds a dashboard sign-in lasts
+
+
+ROLES = ("viewer", "qa", "operator")  # each role may do what the ones before it may
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token for the API, the dashboard's sign-in and the CLI."""
+
+    name: str  # who acts: shown in history ("approved via API by ci")
+    token: Secret
+    role: str = "viewer"
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    tokens: tuple[ApiToken, ...] = ()  # none: the API and the dashboard refuse everyone
+
+
+@dataclass(frozen=True)
+class CommandConfig:
+    """The `command` provisioner's programs: argv lists run without a shell; None: not set."""
+
+    create: tuple[str, ...] | None = None
+    update: tuple[str, ...] | None = None  # None: create's
+    archive: tuple[str, ...] | None = None
+    restore: tuple[str, ...] | None = None
+    check: tuple[str, ...] | None = None  # None: ready once applied
+    destroy: tuple[str, ...] | None = None
+    info: tuple[str, ...] | None = None  # prints `name,url` lines: extra links
+    notify: tuple[str, ...] | None = None  # told every change of state
+    timeout: float = 600.0
+    workdir: str = ""  # "": the bot's working directory
+    env_prefix: str = "STAGING_ENV_"  # overrides reach the programs as <prefix><KEY>
+    pass_env: tuple[str, ...] = ()  # variables inherited besides PATH, HOME and LANG
+    output_limit: int = 65536  # bytes of output kept per run
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    # `stagingbot worker` serves its own /metrics on this port (on server.host); 0: it
+    # serves none. The web app always serves /metrics; `stagingbot run` shares it.
+    worker_port: int = 0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "json"  # "json" or "text"
@@ -184,11 +239,15 @@ class Config:
     github: GitHubConfig = field(default_factory=GitHubConfig)
     gitlab: GitLabConfig = field(default_factory=GitLabConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    command: CommandConfig = field(default_factory=CommandConfig)
     staging: StagingConfig = field(default_factory=StagingConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     repos: tuple[RepoConfig, ...] = ()
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     def repo(self, host: str, full_name: str) -> RepoConfig | None:
         """The enabled `[[repos]]` entry serving this repository, or None."""
@@ -228,6 +287,8 @@ def _inherit(own: T | None, default: T) -> T:
 CONFIG_ENV = "STAGINGBOT_CONFIG"
 ENV_PREFIX = "STAGINGBOT_"
 REPOS_ENV = "STAGINGBOT_REPOS"
+TOKENS_ENV = "STAGINGBOT_API_TOKENS"
+MIN_TOKEN_LENGTH = 16
 MASK = "**********"
 SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
@@ -235,10 +296,13 @@ SECTIONS: dict[str, type[Any]] = {
     "github": GitHubConfig,
     "gitlab": GitLabConfig,
     "kubernetes": KubernetesConfig,
+    "command": CommandConfig,
     "staging": StagingConfig,
     "commands": CommandsConfig,
     "sweep": SweepConfig,
+    "dashboard": DashboardConfig,
     "log": LogConfig,
+    "metrics": MetricsConfig,
 }
 DURATIONS = frozenset(
     {
@@ -246,12 +310,15 @@ DURATIONS = frozenset(
         ("kubernetes", "rollout_deadline"),
         ("kubernetes", "rollout_poll"),
         ("sweep", "interval"),
+        ("command", "timeout"),
+        ("dashboard", "session_max_age"),
     }
 )
 HOSTS = ("github", "gitlab")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
 URL_SCHEMES = ("http", "https")
+PROVISIONERS = ("kubernetes", "command")
 
 
 def _kind(annotation: object, duration: bool) -> Kind:
@@ -282,6 +349,7 @@ def _kinds(cls: type[Any], section: str = "") -> dict[str, Kind]:
 
 SCHEMA: parse.Schema = {name: _kinds(cls, name) for name, cls in SECTIONS.items()}
 REPO_SCHEMA: dict[str, Kind] = _kinds(RepoConfig)
+TOKEN_SCHEMA: dict[str, Kind] = _kinds(ApiToken)
 
 
 def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
@@ -296,14 +364,16 @@ def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
     except Invalid as exc:
         raise ConfigError(str(exc)) from None
     problems: list[str] = []
-    values = parse.convert_sections(document, SCHEMA, ("repos",), problems)
+    values = parse.convert_sections(document, SCHEMA, ("repos", "api"), problems)
     repos = _repos(document.get("repos", []), "", problems)
     parse.apply_env(values, SCHEMA, environ, ENV_PREFIX, problems)
     if REPOS_ENV in environ:
         entries = parse.json_list(environ[REPOS_ENV], REPOS_ENV, problems)
         repos = _repos(entries, f" (from {REPOS_ENV})", problems)
+    api = _api(document.get("api", {}), environ, problems)
     _raise_if(problems)
-    config = Config(**{name: _section(name, values[name]) for name in SECTIONS}, repos=repos)
+    sections = {name: _section(name, values[name]) for name in SECTIONS}
+    config = Config(**sections, repos=repos, api=api)
     _raise_if(_validate(config))
     return config
 
@@ -335,6 +405,69 @@ def _repos(entries: object, origin: str, problems: list[str]) -> tuple[RepoConfi
     return tuple(repos)
 
 
+def _api(table: object, environ: Mapping[str, str], problems: list[str]) -> ApiConfig:
+    """`[[api.tokens]]`, or the JSON list in STAGINGBOT_API_TOKENS (or a file named by
+    STAGINGBOT_API_TOKENS_FILE), which replaces the file's list. No message shows a token."""
+    if not isinstance(table, dict) or set(table) - {"tokens"}:
+        unknown = sorted(set(table) - {"tokens"}) if isinstance(table, dict) else []
+        problems.append(f"api.{unknown[0]}: unknown key" if unknown else "api: expected a table")
+        return ApiConfig()
+    entries, origin = _token_entries(table.get("tokens", []), environ, problems)
+    tokens: list[ApiToken] = []
+    names: set[str] = set()
+    secrets: set[str] = set()
+    for index, values in parse.convert_list(
+        "api.tokens", entries, TOKEN_SCHEMA, ("name", "token", "role"), origin, problems
+    ):
+        token = ApiToken(**{**values, "token": Secret(str(values["token"]))})  # type: ignore[arg-type]
+        where = f"api.tokens[{index}]"
+        problems.extend(f"{p}{origin}" for p in _token_problems(where, token, names, secrets))
+        names.add(token.name)
+        secrets.add(token.token.reveal())
+        tokens.append(token)
+    return ApiConfig(tuple(tokens))
+
+
+def _token_entries(
+    entries: object, environ: Mapping[str, str], problems: list[str]
+) -> tuple[object, str]:
+    """The token list to read, and where it came from (for messages)."""
+    file_name = f"{TOKENS_ENV}_FILE"
+    if TOKENS_ENV in environ and file_name in environ:
+        problems.append(f"api.tokens: both {TOKENS_ENV} and {file_name} are set; use one")
+        return [], ""
+    name = TOKENS_ENV if TOKENS_ENV in environ else file_name if file_name in environ else ""
+    if not name:
+        return entries, ""
+    try:
+        text = parse.read_secret_file(environ[name]) if name == file_name else environ[name]
+        return json.loads(text), f" (from {name})"
+    except parse.Invalid as exc:
+        problems.append(f"api.tokens: {exc} (from {name})")
+    except (ValueError, RecursionError):  # a message could quote a token: say where, not what
+        problems.append(f"api.tokens: {name} is not valid JSON")
+    return [], ""
+
+
+def _token_problems(where: str, token: ApiToken, names: set[str], secrets: set[str]) -> list[str]:
+    problems = parse.run_checks(
+        [
+            (f"{where}.name", token.name, parse.check_not_blank),
+            (f"{where}.role", token.role, partial(_one_of, ROLES)),
+        ]
+    )
+    if token.name in names:
+        problems.append(f"{where}.name: {parse.show(token.name)} is used by another token")
+    if len(token.token.reveal()) < MIN_TOKEN_LENGTH:
+        problems.append(
+            f"{where}.token: too short, at least {MIN_TOKEN_LENGTH} characters "
+            "(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    elif token.token.reveal() in secrets:
+        problems.append(f"{where}.token: the same as another token's")
+    return problems
+
+
 def _repo_problems(where: str, repo: RepoConfig) -> list[str]:
     checks: list[parse.Check] = [
         (f"{where}.host", repo.host, partial(_one_of, HOSTS)),
@@ -358,6 +491,7 @@ def _validate(config: Config) -> list[str]:
             [
                 ("staging.base_domain", staging.base_domain or None, parse.check_dns_name),
                 ("staging.url_scheme", staging.url_scheme, partial(_one_of, URL_SCHEMES)),
+                ("staging.provisioner", staging.provisioner, partial(_one_of, PROVISIONERS)),
                 ("staging.image", staging.image, parse.check_image_template),
                 ("redis.url", config.redis.url, parse.check_redis_url),
                 ("github.api_url", config.github.api_url, parse.check_http_url),
@@ -371,6 +505,7 @@ def _validate(config: Config) -> list[str]:
         )
         + _contradictions(config)
         + _sweep(config.sweep)
+        + command_config.problems(config.command, config.staging.provisioner)
     )
 
 
@@ -481,6 +616,8 @@ def _ranges(config: Config) -> list[str]:
         "kubernetes.rollout_deadline": (config.kubernetes.rollout_deadline, 1, float("inf")),
         "kubernetes.rollout_poll": (config.kubernetes.rollout_poll, 0.1, float("inf")),
         "commands.max_value_length": (config.commands.max_value_length, 1, 65536),
+        "dashboard.session_max_age": (config.dashboard.session_max_age, 60, float("inf")),
+        "metrics.worker_port": (config.metrics.worker_port, 0, 65535),
     }
     return [
         f"{key}: expected {f'at least {low:g}' if high == float('inf') else f'{low:g}..{high:g}'}"

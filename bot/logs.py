@@ -1,15 +1,66 @@
-"""Structured log lines (one JSON object per line), with nothing secret in them."""
+"""Structured log lines (one JSON object per line), with nothing secret in them.
+
+`bound(staging=..., delivery=...)` adds fields to every line logged inside it, in this
+task and the threads it starts with `asyncio.to_thread` (they copy the context): the
+webhook receiver binds the delivery id, the reconcile job the staging id.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _STANDARD.add("color_message")  # uvicorn's ANSI-coloured copy of the message
+
+
+_NOTHING: Mapping[str, str] = MappingProxyType({})
+_CONTEXT: ContextVar[Mapping[str, str]] = ContextVar("stagingbot_log_context", default=_NOTHING)
+
+
+@contextlib.contextmanager
+def bound(**fields: str) -> Iterator[None]:
+    """Every line logged inside carries `fields` (empty values are left out)."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def bind(**fields: str) -> None:
+    """Like `bound`, until the current task ends (an arq job runs in a task of its own)."""
+    _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+
+
+class ContextFilter(logging.Filter):
+    """Copies the bound fields onto each record; a field the call passes itself wins."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _CONTEXT.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger: message [staging=… delivery=…]` for people reading a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = " ".join(
+            f"{name}={getattr(record, name)}"
+            for name in ("staging", "delivery")
+            if getattr(record, name, "")
+        )
+        return f"{line} [{context}]" if context else line
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,7 +93,8 @@ def setup(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -89,6 +89,8 @@ class Target:
     redeploy_token: str = ""  # changes the pod-template annotation to force a rollout
     # `/staging set KEY=VALUE` environment variables, sorted by key; public, any text.
     overrides: tuple[tuple[str, str], ...] = ()
+    # Applied before and not torn down since: the `command` provisioner runs `update`, not `create`.
+    built: bool = False
 
 
 @dataclass(frozen=True)

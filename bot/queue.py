@@ -24,6 +24,19 @@ def job_id(key: StagingKey) -> str:
     return f"{RECONCILE}:{key}"
 
 
+def sweep_job_id(prefix: str) -> str:
+    """The one id every sweep runs under (the cron's and a person's): never two at once."""
+    return f"{SWEEP}:{prefix}"
+
+
+async def enqueue_sweep(redis: ArqRedis, prefix: str) -> bool:
+    """Queue a sweep now; False when one is already queued or running (it covers this one)."""
+    job = await redis.enqueue_job(
+        SWEEP, _job_id=sweep_job_id(prefix), _queue_name=queue_name(prefix)
+    )
+    return job is not None
+
+
 def key_of_job(job: str) -> StagingKey | None:
     name, _, key = job.partition(":")
     return StagingKey.parse(key) if name == RECONCILE and key else None

@@ -8,13 +8,13 @@ import logging
 import signal
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 from redis.exceptions import RedisError
 
-from bot import logs
+from bot import logs, metrics
 from bot.config import Config, uses_github, uses_gitlab
 from bot.web import create_app, redis_client
 
@@ -90,6 +90,12 @@ async def serve(config: Config, *, web: bool, worker: bool) -> int:
     logs.setup(config.log.level, config.log.format)
     if not await check_redis(config):
         return 1
+    stop_metrics = None
+    if worker and not web and config.metrics.worker_port:
+        # A worker of its own has counters the web app cannot see (docs/metrics.md).
+        stop_metrics = start_worker_metrics(config)
+        if stop_metrics is None:
+            return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -117,11 +123,25 @@ async def serve(config: Config, *, web: bool, worker: bool) -> int:
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
+    if stop_metrics is not None:
+        stop_metrics()
     if server is not None:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     waiter.cancel()
     return 0
+
+
+def start_worker_metrics(config: Config) -> Callable[[], None] | None:
+    """Serve the worker's metrics; None (and why, logged) when the port cannot be bound."""
+    host, port = config.server.host, config.metrics.worker_port
+    try:
+        stop = metrics.serve_worker_metrics(host, port)
+    except OSError as exc:
+        log.error("cannot serve worker metrics on %s:%d (metrics.worker_port): %s", host, port, exc)
+        return None
+    log.info("worker metrics on http://%s:%d/metrics", host, port)
+    return stop
 
 
 async def run_worker(config: Config, stop: asyncio.Event) -> None:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from bot.model import StagingKey
 
 HISTORY_CAP = 50
+CHANGE_ATTEMPTS = 20
 
 T = TypeVar("T")
 
@@ -156,6 +158,35 @@ class Store:
             pipe.sadd(self._index, str(key))
             await pipe.execute()
 
+    async def change(
+        self, key: StagingKey, decide: Callable[[StagingRecord], Mapping[str, str]]
+    ) -> tuple[StagingRecord, dict[str, str]]:
+        """Read a staging, write the desired-state fields `decide` returns and bump the
+        generation, as one optimistic transaction: if the record changes in between (the
+        worker, another person), it is read and decided again. `decide` may raise to write
+        nothing. Returns the record as read and the fields written; LookupError when the
+        staging has no record.
+        """
+        name = self._staging(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(CHANGE_ATTEMPTS):
+                try:
+                    await pipe.watch(name)
+                    raw = await _done(pipe.hgetall(name))
+                    if not raw:
+                        raise LookupError(str(key))
+                    record = StagingRecord(key, {_text(k): _text(v) for k, v in raw.items()})
+                    fields = _valid_text(decide(record))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if fields:
+                        pipe.hset(name, mapping=fields)
+                        pipe.hincrby(name, "generation", 1)
+                    await pipe.execute()
+                    return record, fields
+                except WatchError:
+                    continue
+        raise WatchError(f"{key} kept changing")
+
     async def next_command(self, key: StagingKey) -> dict[str, str] | None:
         """The oldest command not yet handled; it stays queued until `command_done`."""
         raw = await _done(self.redis.lindex(self._commands(key), 0))
@@ -219,6 +250,15 @@ class Store:
         return [
             json.loads(item) for item in await _done(self.redis.lrange(self._history(key), 0, -1))
         ]
+
+    async def latest_many(self, keys: Iterable[StagingKey]) -> dict[StagingKey, dict[str, Any]]:
+        """Each staging's newest history entry, for those that have one, in one round trip."""
+        keys = list(keys)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.lindex(self._history(key), 0)
+            found = await pipe.execute()
+        return {key: json.loads(raw) for key, raw in zip(keys, found, strict=True) if raw}
 
     async def keys(self) -> list[StagingKey]:
         return sorted(

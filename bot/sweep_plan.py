@@ -16,6 +16,7 @@ from bot.model import ClusterStaging, Phase, PullRequest, StagingKey
 from bot.store import StagingRecord
 from handlers import plan as staging_plan
 from handlers.plan import Want
+from handlers.pull_request import request_fields
 
 CREATE = "create"  # a record for an open request with neither staging nor record
 REBUILD = "rebuild"  # a record rebuilt from the cluster (Redis lost it)
@@ -199,6 +200,7 @@ def opened_fields(pr: PullRequest, now: float) -> dict[str, str]:
         "title": pr.title,
         "author": pr.author,
         "pr_url": pr.url,
+        **request_fields(pr.labels, pr.draft, pr.fork),
     }
 
 

@@ -48,7 +48,7 @@ def build_target(
     """
     base_domain = repo.base_domain or config.staging.base_domain
     image_template = repo.image or config.staging.image
-    if not image_template:
+    if not image_template and config.staging.provisioner != "command":  # programs may not need one
         raise PermanentError(
             f"no image configured for {pr.repo.full_name}: set staging.image or the "
             'repository\'s image in [[repos]], e.g. "registry.example.com/shop:{sha}"'
@@ -65,7 +65,7 @@ def build_target(
         name=naming.staging_name(key, pr.repo.full_name),
         hostname=host,
         url=f"{config.staging.url_scheme}://{host}/",
-        image=image_for(image_template, pr),
+        image=image_for(image_template, pr) if image_template else "",
         manifests=repo.manifests or config.kubernetes.manifests,
         instance=config.kubernetes.instance,
         db_password=naming.derive_secret(config.staging.secret_key.reveal(), key, "database"),

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import commands, queue, replies
+from bot import commands, metrics, metrics_scrape, queue, replies
 from bot.config import Config
 from bot.events import Event, Kind, MalformedPayload, decode_json
 from bot.hosts import github_sansio, gitlab_sansio
@@ -140,8 +140,11 @@ def unused(event: Event, config: Config) -> str:
     return ""
 
 
-def update_for(event: Event, now: float) -> Update:
-    """The desired state an event writes, and for a comment the command it queues."""
+def update_for(event: Event, now: float, delivery: str = "") -> Update:
+    """The desired state an event writes, and for a comment the command it queues.
+
+    The delivery id is kept so the reconcile job's log lines name the webhook behind them.
+    """
     command = None
     if event.kind is Kind.COMMENT_CREATED:
         command = {
@@ -151,7 +154,10 @@ def update_for(event: Event, now: float) -> Update:
             "sha": event.sha,  # GitLab says which head the comment saw; else the last known
             "at": f"{now:.3f}",
         }
-    return Update(event.key, desired_fields(event, now), command)
+    fields = desired_fields(event, now)
+    if delivery:
+        fields["last_delivery"] = delivery
+    return Update(event.key, fields, command)
 
 
 async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) -> Response:
@@ -168,7 +174,7 @@ async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) 
         return JSONResponse({"ignored": "; ".join(ignored)}, status_code=202)
     store: Store = request.app.state.store
     now = time.time()
-    updates = [update_for(event, now) for event in served]
+    updates = [update_for(event, now, delivery_id) for event in served]
     try:
         fresh = await store.record_delivery(delivery_id, config.server.delivery_ttl, updates)
         # Enqueued for a duplicate too: a redelivery after a 503 between storing and
@@ -181,12 +187,19 @@ async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) 
             return JSONResponse({"duplicate": delivery_id}, status_code=202)
     except RedisError as exc:
         log.error(
-            "redis unavailable, delivery %s not accepted: %s", delivery_id, type(exc).__name__
+            "redis unavailable, delivery %s not accepted: %s",
+            delivery_id,
+            type(exc).__name__,
+            extra={"delivery": delivery_id},
         )
         return error(503, "state store unavailable, redeliver later", **{"Retry-After": "10"})
     log.info(
         "accepted delivery",
-        extra={"delivery": delivery_id, "events": ",".join(f"{e.kind}:{e.key}" for e in served)},
+        extra={
+            "delivery": delivery_id,
+            "staging": ",".join(str(e.key) for e in served),
+            "events": ",".join(f"{e.kind}:{e.key}" for e in served),
+        },
     )
     return JSONResponse({"accepted": [str(e.key) for e in served]}, status_code=202)
 
@@ -217,13 +230,28 @@ def create_app(config: Config, redis: ArqRedis | None = None) -> Starlette:
             if redis is None:
                 await client.aclose(close_connection_pool=True)
 
+    from bot import api, dashboard  # imported here: both build on this module
+
     app = Starlette(
         routes=[
-            Route("/webhooks/github", github_webhook, methods=["POST"]),
-            Route("/webhooks/gitlab", gitlab_webhook, methods=["POST"]),
+            Route(
+                "/webhooks/github",
+                metrics.counted_delivery("github", github_webhook),
+                methods=["POST"],
+            ),
+            Route(
+                "/webhooks/gitlab",
+                metrics.counted_delivery("gitlab", gitlab_webhook),
+                methods=["POST"],
+            ),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_scrape.endpoint, methods=["GET"]),
+            *api.routes(),
+            *dashboard.routes(),
         ],
+        middleware=dashboard.middleware(config),
+        exception_handlers=api.EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.config = config

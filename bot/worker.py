@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 from typing import Any
 
 from arq import cron, func
@@ -13,7 +14,7 @@ from arq.connections import ArqRedis
 from arq.cron import CronJob
 from arq.worker import Worker
 
-from bot import queue
+from bot import metrics, queue
 from bot.config import Config, uses_github, uses_gitlab
 from bot.errors import TemporaryError
 from bot.hosts.base import GitHost
@@ -50,8 +51,14 @@ async def build_services(config: Config, redis: ArqRedis) -> Services:
         )
         return provisioner
 
-    provisioner = LazyProvisioner(connect, "Kubernetes")
-    await warn_if_unreachable(provisioner)
+    provisioner: Provisioner
+    if config.staging.provisioner == "command":
+        from bot.provision.command import CommandProvisioner
+
+        provisioner = CommandProvisioner.from_config(config, os.environ)
+    else:
+        provisioner = LazyProvisioner(connect, "Kubernetes")
+        await warn_if_unreachable(provisioner)
     hosts: dict[str, GitHost] = {}
     if uses_github(config):
         hosts["github"] = GitHubHost.from_config(config.github)
@@ -106,12 +113,21 @@ def make_worker(
     return Worker(
         [
             func(
-                reconcile,
+                metrics.reconcile_job(reconcile),
                 name=queue.RECONCILE,
                 keep_result=0,
                 max_tries=MAX_TRIES,
-                timeout=JOB_TIMEOUT,
-            )
+                timeout=job_timeout(config),
+            ),
+            # A sweep asked for through the API (the cron job of that name replaces this
+            # one when the periodic sweep is on; both run under one fixed job id).
+            func(
+                sweep_job,
+                name=queue.SWEEP,
+                keep_result=0,
+                max_tries=1,
+                timeout=SWEEP_TIMEOUT,
+            ),
         ],
         cron_jobs=sweep_schedule(config),
         queue_name=queue.queue_name(config.redis.key_prefix),
@@ -121,12 +137,20 @@ def make_worker(
         keep_result=0,  # with one job id per staging, a kept result would refuse the next enqueue
         poll_delay=POLL_DELAY,
         max_jobs=max_jobs,
-        job_timeout=JOB_TIMEOUT,
+        job_timeout=job_timeout(config),
         max_tries=MAX_TRIES,
         handle_signals=handle_signals,
         burst=burst,
         health_check_key=f"{config.redis.key_prefix}:health-check",
     )
+
+
+def job_timeout(config: Config) -> float:
+    """A reconcile round may run the `command` provisioner's restore, update, info and notify
+    back to back: a job must outlast them, or it would be cancelled and run them again."""
+    if config.staging.provisioner != "command":
+        return JOB_TIMEOUT
+    return JOB_TIMEOUT + 3 * config.command.timeout
 
 
 def sweep_schedule(config: Config) -> list[CronJob]:
@@ -141,7 +165,7 @@ def sweep_schedule(config: Config) -> list[CronJob]:
     job = cron(
         sweep_job,
         name=queue.SWEEP,
-        job_id=f"{queue.SWEEP}:{config.redis.key_prefix}",
+        job_id=queue.sweep_job_id(config.redis.key_prefix),
         timeout=SWEEP_TIMEOUT,
         max_tries=1,
         keep_result=0,
@@ -160,6 +184,10 @@ async def stop_worker(
     (every step of a reconcile is idempotent).
     """
     worker.allow_pick_jobs = False
+    # A poll iteration already under way may be inside a Redis pipeline taking a job:
+    # cancelled there, it leaves the pipeline's connection dangling. With picking off,
+    # the next iterations open none, so one poll interval later cancelling is clean.
+    await asyncio.sleep(worker.poll_delay_s + 0.1)
     running.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await running

@@ -20,15 +20,16 @@ from bot.commands import Command, Verb
 from bot.config import Rules
 from bot.errors import PermanentError
 from bot.hosts.base import CONFUSED, EYES, THUMBS_UP, Access, GitHost
-from bot.model import Phase, PullRequest, StagingKey
+from bot.model import PullRequest, StagingKey
 from bot.services import Services
 from bot.store import StagingRecord
-from handlers import plan
+from handlers import actions, plan
+from handlers.actions import Effect
 
 log = logging.getLogger("stagingbot.commands")
 T = TypeVar("T")
 
-MAX_OVERRIDES = 100  # per staging: a ConfigMap holds at most 1 MiB, and a comment shows them all
+MAX_OVERRIDES = actions.MAX_OVERRIDES
 
 
 @dataclass
@@ -55,6 +56,14 @@ class Run:
         self.state.update(fields)
         self.changes.update(fields)
 
+    def apply(self, effect: Effect, refusal: str = "") -> bool:
+        """Write an action's effect, or refuse with `refusal` (its reply); True if written."""
+        if effect.refusal is not None:
+            self.refuse(refusal or effect.refusal.value)
+            return False
+        self.write(**effect.changes)
+        return True
+
     def say(self, text: str) -> None:
         self.replies.append(text)
 
@@ -69,11 +78,6 @@ class Run:
     @property
     def prefix(self) -> str:
         return self.svc.config.commands.prefix
-
-    @property
-    def has_staging(self) -> bool:
-        phase = self.state.get("phase") or Phase.PENDING.value
-        return bool(self.state.get("sha")) and phase not in (Phase.GONE, Phase.DESTROYING)
 
 
 async def run_commands(svc: Services, host: GitHost, pr: PullRequest, record: StagingRecord) -> int:
@@ -154,36 +158,18 @@ async def _tolerant(call: Awaitable[T], what: str) -> T | None:
 
 async def _execute(run: Run, command: Command, comment_id: int) -> None:
     verb, author, head = command.verb, run.author, run.pr.head_sha
-    if verb is Verb.DEPLOY or verb is Verb.REDEPLOY:
-        if verb is Verb.DEPLOY and not _approve(run, command):
-            return
-        run.write(**{plan.DECISION: ""})
-        if verb is Verb.DEPLOY and plan.skip_reason(run.pr, run.rules):
-            run.write(**{plan.FORCED: "1"})  # a person overrides the rules for this request
-        if verb is Verb.REDEPLOY:
-            run.write(**{plan.REDEPLOY_TOKEN: f"comment-{comment_id}"})
+    if verb is Verb.DEPLOY:
+        if _approve(run, command):
+            run.apply(actions.deploy(skipped=bool(plan.skip_reason(run.pr, run.rules))))
+    elif verb is Verb.REDEPLOY:
+        run.apply(actions.redeploy(f"comment-{comment_id}"))
     elif verb is Verb.ARCHIVE:
-        if not run.has_staging:
-            run.refuse(replies.NOTHING_TO.format(author=author, verb="archive", prefix=run.prefix))
-            return
-        run.write(
-            **{plan.DECISION: plan.ARCHIVE, plan.DECISION_SHA: head, plan.DECISION_BY: author}
-        )
+        nothing = replies.NOTHING_TO.format(author=author, verb="archive", prefix=run.prefix)
+        run.apply(actions.archive(run.state, head, author), nothing)
     elif verb is Verb.RESTORE:
-        archived = run.state.get(plan.DECISION) == plan.ARCHIVE
-        if not archived and run.state.get("phase") != Phase.ARCHIVED:
-            run.refuse(replies.NOT_ARCHIVED.format(author=author))
-            return
-        run.write(**{plan.DECISION: ""})
+        run.apply(actions.restore(run.state), replies.NOT_ARCHIVED.format(author=author))
     elif verb is Verb.DESTROY:
-        run.write(
-            **{
-                plan.DECISION: plan.DESTROY,
-                plan.DECISION_SHA: head,
-                plan.DECISION_BY: author,
-                plan.FORCED: "",
-            }
-        )
+        run.apply(actions.destroy(head, author))
     elif verb is Verb.SET or verb is Verb.UNSET:
         _change_overrides(run, command)
     elif verb is Verb.STATUS:
@@ -215,31 +201,25 @@ def _approve(run: Run, command: Command) -> bool:
         template = replies.FORK_MOVED if seen else replies.UNKNOWN_SEEN
         run.refuse(template.format(author=author, head=head, seen=seen[:7], prefix=run.prefix))
         return False
-    run.write(**{plan.APPROVED_SHA: head, plan.APPROVED_BY: author})
+    run.apply(actions.approve(head, author))
     run.say(replies.APPROVED.format(author=author, sha=head))
     run.history.append(_entry(run, command, f"approved {head[:7]}"))
     return True
 
 
 def _change_overrides(run: Run, command: Command) -> None:
-    values = plan.overrides(run.state)
     if command.verb is Verb.SET:
         secret_keys = set(run.svc.config.commands.secret_keys)
-        secret = {key for key, _ in command.assignments} & secret_keys
-        if secret:
+        if {key for key, _ in command.assignments} & secret_keys:
             run.refusals += 1  # the reply already warns that the value is exposed
             return
-        values.update(command.assignments)
-        if len(values) > MAX_OVERRIDES:
-            run.refuse(replies.TOO_MANY.format(author=run.author, limit=MAX_OVERRIDES))
-            return
-    else:
-        unknown = [key for key in command.keys if key not in values]
-        for key in command.keys:
-            values.pop(key, None)
-        if unknown:
-            run.say(replies.unset_unknown(run.author, unknown))
-    run.write(**{plan.OVERRIDES: plan.encode_overrides(values)})
+        too_many = replies.TOO_MANY.format(author=run.author, limit=MAX_OVERRIDES)
+        run.apply(actions.set_overrides(run.state, command.assignments), too_many)
+        return
+    effect = actions.unset_overrides(run.state, command.keys)
+    if effect.unknown:
+        run.say(replies.unset_unknown(run.author, effect.unknown))
+    run.apply(effect)
 
 
 async def _status(run: Run) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+
 from bot.events import Event, Kind
 
 WANTS_STAGING = (Kind.PR_OPENED, Kind.PR_REOPENED, Kind.PR_SYNCHRONIZED)
@@ -27,11 +30,23 @@ def desired_fields(event: Event, now: float) -> dict[str, str]:
     if event.kind in WANTS_STAGING:
         fields.update(desired="running", desired_sha=event.sha, branch=event.branch)
         fields.update(title=event.title, author=event.author, pr_url=event.url)
+        fields.update(request_fields(event.labels, event.draft, event.fork))
     elif event.kind in RECHECKS:
         fields.update(desired_sha=event.sha, branch=event.branch)
         fields.update(title=event.title, author=event.author, pr_url=event.url)
+        fields.update(request_fields(event.labels, event.draft, event.fork))
     elif event.kind is Kind.PR_CLOSED:
         fields["desired"] = "gone"
     if event.installation_id is not None:
         fields["installation_id"] = str(event.installation_id)
     return fields
+
+
+def request_fields(labels: Iterable[str], draft: bool, fork: bool) -> dict[str, str]:
+    """What the API needs to act as a comment would without asking the host: whether the
+    rules skip the request (labels, draft) and whether a deploy approves a fork."""
+    return {
+        "labels": json.dumps(sorted(labels)),
+        "draft": "1" if draft else "",
+        "fork": "1" if fork else "",
+    }

@@ -8,6 +8,7 @@ it records `deploying` and asks arq to run it again after the poll interval.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Awaitable
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 from arq import Retry
 
-from bot import replies, report
+from bot import logs, replies, report
 from bot.errors import PermanentError, TemporaryError
 from bot.hosts.base import GitHost
 from bot.model import DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
@@ -80,6 +81,7 @@ async def reconcile(ctx: dict[str, Any], key_text: str) -> str:
     key = StagingKey.parse(key_text)
     for _ in range(MAX_ROUNDS):
         record = await svc.store.load(key)
+        logs.bind(last_delivery=record.get("last_delivery") if record else "")
         if record is None:
             return "unknown staging"
         try:
@@ -180,10 +182,11 @@ async def deploy(work: Work) -> Outcome:
     creating = work.phase in (Phase.PENDING, Phase.AWAITING_APPROVAL, Phase.GONE, Phase.DESTROYING)
     await _supersede(work)
     await _report(work, Phase.PENDING if creating else Phase.DEPLOYING, "")
+    built = bool(record.get("sha")) and not creating  # the command provisioner's update
     try:
         if work.phase is Phase.ARCHIVED:
             await svc.provisioner.restore(target)
-        await svc.provisioner.apply(target)
+        await svc.provisioner.apply(replace(target, built=built))
     except PermanentError as exc:
         return await _finish(work, Phase.FAILED, exc.reason)
     await svc.store.update(
@@ -199,6 +202,7 @@ async def deploy(work: Work) -> Outcome:
             "failure": "",
         },
     )
+    await _notify(work, Phase.DEPLOYING, "")
     await _history(work, "deploy", "applied", "")
     return Outcome(f"applied {pr.head_sha[:7]}", recheck_in=svc.config.kubernetes.rollout_poll)
 
@@ -253,6 +257,7 @@ async def teardown(work: Work) -> Outcome:
             await svc.store.update(
                 record.key, {"phase": Phase.DESTROYING.value, "destroy_started": now}
             )
+            await _notify(work, Phase.DESTROYING, "")
             await _history(work, "destroy", "started", "")
         waited = now - float(record.get("destroy_started") or now)
         # A namespace held by a finalizer can terminate for hours: poll less and less often.
@@ -268,6 +273,7 @@ async def teardown(work: Work) -> Outcome:
 async def _finish(work: Work, phase: Phase, reason: str) -> Outcome:
     await work.svc.store.update(work.record.key, {"phase": phase.value, "reason": reason})
     await _report(work, phase, reason)
+    await _notify(work, phase, reason)
     await _history(work, phase.value, "failure" if phase is Phase.FAILED else "ok", reason)
     log.info("staging %s %s", work.record.key, phase.value, extra={"reason": reason})
     return Outcome(f"{phase.value}{': ' + reason if reason else ''}")
@@ -292,7 +298,9 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     signature += f"|{note}|{shown}"
     if record.get("reported") == signature:
         return
-    view = report.View(phase, sha, url, reason, svc.clock(), namespace, note, tuple(shown))
+    view = report.View(
+        phase, sha, url, reason, svc.clock(), namespace, note, tuple(shown), pr.repo.host
+    )
     check = report.check(view)
     same_commit = record.get("check_sha") == sha
     in_progress = same_commit and record.get("check_state") == "in_progress"
@@ -385,7 +393,20 @@ async def _history(work: Work, action: str, result: str, reason: str) -> None:
         "by": record.get("last_sender") or "automatic",
         "reason": reason[:500],
     }
+    if work.target is not None:  # what the provisioner's own programs printed meanwhile
+        taken = work.svc.provisioner.take_output(work.target)
+        if taken.text:
+            entry["output"] = taken.text
+        if taken.links is not None:
+            links = [{"name": link.name, "url": link.url} for link in taken.links]
+            await work.svc.store.update(record.key, {"links": json.dumps(links)})
     await work.svc.store.add_history(record.key, entry)
+
+
+async def _notify(work: Work, phase: Phase, reason: str) -> None:
+    """Tell the provisioner the staging changed phase (the `command` provisioner's notify)."""
+    if work.target is not None and phase is not work.phase:
+        await work.svc.provisioner.notify(work.target, phase, reason)
 
 
 async def _backoff(svc: Services, record: StagingRecord, exc: TemporaryError) -> float:

@@ -18,6 +18,7 @@ from github.PaginatedList import PaginatedList
 from github.PullRequest import PullRequest as GithubPullRequest
 from github.Repository import Repository
 
+from bot import metrics
 from bot.config import GitHubConfig
 from bot.errors import TemporaryError, classify_http
 from bot.hosts.base import (
@@ -319,9 +320,11 @@ class GitHubHost:
 
     def _mapped(self, what: str, work: Callable[[], T], repo: RepoRef | None = None) -> T:
         """`work()`, with PyGithub's and requests' errors mapped to the bot's two kinds."""
+        metrics.api_call("github")
         try:
             return work()
         except GithubException as exc:
+            metrics.api_error("github", exc.status)
             if repo is not None and exc.status in (401, 404):
                 self._clients.forget(repo)  # uninstalled or moved: look it up again
             raise classify_http(
@@ -331,6 +334,7 @@ class GitHubHost:
                 what,
             ) from exc
         except requests.RequestException as exc:
+            metrics.api_error("github", None)
             raise TemporaryError(f"{what}: cannot reach GitHub ({type(exc).__name__})") from exc
 
     def _scrub(self, text: str) -> str:

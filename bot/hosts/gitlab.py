@@ -16,6 +16,7 @@ import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
+from bot import metrics
 from bot.config import ConfigError, GitLabConfig
 from bot.errors import TemporaryError, classify_http
 from bot.hosts.base import (
@@ -439,9 +440,11 @@ class GitLabHost:
 
     def _run(self, what: str, work: Callable[[], T]) -> T:
         self._gl.forget_headers()  # pool threads are reused: no stale Retry-After
+        metrics.api_call("gitlab")
         try:
             return work()
         except GitlabError as exc:
+            metrics.api_error("gitlab", exc.response_code or 0)
             raise classify_http(
                 exc.response_code or 0,
                 self._gl.last_headers(),
@@ -449,6 +452,7 @@ class GitLabHost:
                 what,
             ) from exc
         except requests.RequestException as exc:
+            metrics.api_error("gitlab", None)
             raise TemporaryError(f"{what}: cannot reach GitLab ({type(exc).__name__})") from exc
 
     def _scrub(self, text: str) -> str:

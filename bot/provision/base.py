@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
-from bot.model import ClusterStaging, Rollout, Target
+from bot.model import ClusterStaging, Phase, Rollout, Target
+
+
+@dataclass(frozen=True)
+class Link:
+    """An extra link a provisioner found for a staging (logs, a database console...)."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What a provisioner's own programs printed for one staging, for its history."""
+
+    text: str = ""  # capped, secrets masked; "" when nothing ran
+    links: tuple[Link, ...] | None = None  # None: not read this time, keep the known ones
 
 
 class Provisioner(Protocol):
@@ -47,6 +64,17 @@ class Provisioner(Protocol):
 
     async def destroy(self, target: Target) -> bool:
         """Start removing the staging; True once nothing of it is left."""
+        ...
+
+    def take_output(self, target: Target) -> StepOutput:
+        """The output of the programs run for `target` since the last call, then forgotten.
+
+        Only the `command` provisioner runs programs; Kubernetes has nothing to say here.
+        """
+        ...
+
+    async def notify(self, target: Target, phase: Phase, reason: str) -> None:
+        """The staging entered `phase` (with `reason`, when failed). Best effort: never raises."""
         ...
 
     async def list_stagings(self, instance: str) -> list[ClusterStaging]:

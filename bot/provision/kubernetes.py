@@ -14,11 +14,12 @@ from kubernetes.aio import dynamic as _dynamic
 from kubernetes.aio.client import ApiException
 from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
-from bot import naming
+from bot import metrics, naming
 from bot.errors import PermanentError, TemporaryError, classify_http
-from bot.model import ClusterStaging, Rollout, Target
+from bot.model import ClusterStaging, Phase, Rollout, Target
 from bot.provision import archive, inventory, overrides, render
 from bot.provision.archive import ANNOTATION_ARCHIVED
+from bot.provision.base import StepOutput
 from bot.provision.rollout import workload_rollout
 
 Obj = dict[str, Any]
@@ -364,6 +365,12 @@ class KubernetesProvisioner:
             raise
         return gone
 
+    def take_output(self, target: Target) -> StepOutput:
+        return StepOutput()  # no programs of its own: what happened is in the reasons
+
+    async def notify(self, target: Target, phase: Phase, reason: str) -> None:
+        """Nothing to tell: the cluster holds the staging's state itself."""
+
     # the sweep
 
     async def list_stagings(self, instance: str) -> list[ClusterStaging]:
@@ -443,13 +450,16 @@ async def _call(
     With `missing_ok`, a 404 answers None (a read of something absent, a delete of
     something already gone).
     """
+    metrics.api_call("kubernetes")
     try:
         return await call
     except ApiException as exc:
         if exc.status == 404 and missing_ok:
             return None
+        metrics.api_error("kubernetes", int(exc.status or 0))
         raise _classify(exc, what, obj) from exc
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        metrics.api_error("kubernetes", None)
         raise classify_http(0, {}, str(exc) or type(exc).__name__, what) from exc
 
 

@@ -8,8 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.errors import TemporaryError
-from bot.model import ClusterStaging, Rollout, Target
-from bot.provision.base import Provisioner
+from bot.model import ClusterStaging, Phase, Rollout, Target
+from bot.provision.base import Provisioner, StepOutput
 
 log = logging.getLogger("stagingbot.provision")
 
@@ -63,6 +63,13 @@ class LazyProvisioner:
 
     async def destroy(self, target: Target) -> bool:
         return await (await self.connect()).destroy(target)
+
+    def take_output(self, target: Target) -> StepOutput:
+        return self._real.take_output(target) if self._real is not None else StepOutput()
+
+    async def notify(self, target: Target, phase: Phase, reason: str) -> None:
+        if self._real is not None:  # best effort: never connects just to say this
+            await self._real.notify(target, phase, reason)
 
     async def list_stagings(self, instance: str) -> list[ClusterStaging]:
         return await (await self.connect()).list_stagings(instance)

@@ -16,11 +16,13 @@ from bot.model import (
     CheckReport,
     ClusterStaging,
     DeployState,
+    Phase,
     PullRequest,
     RepoRef,
     Rollout,
     Target,
 )
+from bot.provision.base import StepOutput
 
 
 @dataclass
@@ -163,6 +165,9 @@ class RecordingProvisioner:
     # What list_stagings answers: what apply left in the cluster, by namespace.
     stagings: dict[str, ClusterStaging] = field(default_factory=dict)
     list_error: Exception | None = None
+    # What take_output answers once per namespace (then nothing), and what notify heard.
+    outputs: dict[str, StepOutput] = field(default_factory=dict)
+    notified: list[tuple[str, Phase, str]] = field(default_factory=list)  # (ns, phase, reason)
 
     async def apply(self, target: Target) -> None:
         if self.apply_error is not None:
@@ -206,6 +211,12 @@ class RecordingProvisioner:
         if self.list_error is not None:
             raise self.list_error
         return sorted(self.stagings.values(), key=lambda staging: staging.key)
+
+    def take_output(self, target: Target) -> StepOutput:
+        return self.outputs.pop(target.namespace, StepOutput())
+
+    async def notify(self, target: Target, phase: Phase, reason: str) -> None:
+        self.notified.append((target.namespace, phase, reason))
 
     def _mark(self, namespace: str, archived: bool) -> None:
         if namespace in self.stagings:

@@ -14,11 +14,13 @@ from bot import _configparse
 from bot.config import (
     SCHEMA,
     SECTIONS,
+    ApiToken,
     CommandsConfig,
     Config,
     ConfigError,
     RepoConfig,
     Rules,
+    Secret,
     StagingConfig,
     load_config,
     redacted,
@@ -701,7 +703,7 @@ def test_a_secret_of_the_wrong_type_says_what_was_expected_without_the_value(
 
 # --- the example file and the docs document every key -----------------------------------
 
-_HEADER = re.compile(r"^\[\[?(\w+)\]\]?\s*$")
+_HEADER = re.compile(r"^(?:# )?\[\[?([\w.]+)\]\]?\s*$")
 _SETTING = re.compile(r"^(?:# )?(\w+) = ")
 
 
@@ -719,7 +721,8 @@ def documented_keys(text: str) -> dict[str, set[str]]:
 
 def schema_keys() -> dict[str, set[str]]:
     keys = {name: {f.name for f in fields(cls)} for name, cls in SECTIONS.items()}
-    return keys | {"repos": {f.name for f in fields(RepoConfig)}}
+    tokens = {f.name for f in fields(ApiToken)}
+    return keys | {"repos": {f.name for f in fields(RepoConfig)}, "api.tokens": tokens}
 
 
 def env_names() -> list[str]:
@@ -791,3 +794,90 @@ def test_gitlab_repositories_need_gitlab_credentials_and_not_github_ones() -> No
     assert config.gitlab.url == "https://gitlab.example.com"
     assert config.gitlab.token.reveal() == "glpat-secret-token"
     assert "glpat-secret-token" not in repr(config)
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+API_TOKEN = "tok-0123456789abcdef"
+
+
+def test_api_tokens_are_read_from_the_file_with_masked_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+        [[api.tokens]]
+        name = "ci"
+        token = "{API_TOKEN}"
+        role = "operator"
+
+        [[api.tokens]]
+        name = "qa-team"
+        token = "{API_TOKEN}-qa"
+        role = "qa"
+        """
+    )
+    config = load_config(str(path), REQUIRED)
+
+    assert [(t.name, t.role) for t in config.api.tokens] == [("ci", "operator"), ("qa-team", "qa")]
+    assert config.api.tokens[0].token.reveal() == API_TOKEN
+    assert API_TOKEN not in repr(config) and API_TOKEN not in json.dumps(redacted(config))
+
+
+def test_api_tokens_from_the_environment_replace_the_files(tmp_path: Path) -> None:
+    tokens = json.dumps([{"name": "env", "token": API_TOKEN, "role": "viewer"}])
+    config = load_config(None, {**REQUIRED, "STAGINGBOT_API_TOKENS": tokens})
+    assert config.api.tokens == (ApiToken("env", Secret(API_TOKEN), "viewer"),)
+
+    file = tmp_path / "tokens.json"
+    file.write_text(tokens + "\n")
+    from_file = load_config(None, {**REQUIRED, "STAGINGBOT_API_TOKENS_FILE": str(file)})
+    assert from_file.api == config.api
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        (
+            [{"name": "a", "token": API_TOKEN, "role": "admin"}],
+            "api.tokens[0].role: expected one of",
+        ),
+        ([{"name": "a", "token": "short-tok", "role": "qa"}], "api.tokens[0].token: too short"),
+        ([{"name": "a", "role": "qa"}], "api.tokens[0].token: required"),
+        (
+            [
+                {"name": "a", "token": API_TOKEN, "role": "qa"},
+                {"name": "a", "token": API_TOKEN + "x", "role": "qa"},
+            ],
+            'api.tokens[1].name: "a" is used by another token',
+        ),
+        (
+            [
+                {"name": "a", "token": API_TOKEN, "role": "qa"},
+                {"name": "b", "token": API_TOKEN, "role": "qa"},
+            ],
+            "api.tokens[1].token: the same as another token's",
+        ),
+        ({"name": "a"}, "api.tokens: expected a list of tables"),
+    ],
+)
+def test_a_bad_api_token_names_its_index_and_key_never_the_token(
+    entries: object, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, {**REQUIRED, "STAGINGBOT_API_TOKENS": json.dumps(entries)})
+    assert expected in str(error.value)
+    assert "(from STAGINGBOT_API_TOKENS)" in str(error.value)
+    assert API_TOKEN not in str(error.value) and "short-tok" not in str(error.value)
+
+
+def test_api_tokens_json_that_does_not_parse_never_shows_its_text() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, {**REQUIRED, "STAGINGBOT_API_TOKENS": f'[{{"token": "{API_TOKEN}"'})
+    assert str(error.value) == "api.tokens: STAGINGBOT_API_TOKENS is not valid JSON"
+
+
+def test_an_unknown_key_under_api_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[api]\ntoken = 'x'\n")
+    with pytest.raises(ConfigError, match=r"api.token: unknown key"):
+        load_config(str(path), REQUIRED)

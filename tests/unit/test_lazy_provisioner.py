@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import TemporaryError
-from bot.model import StagingKey, Target
+from bot.model import Phase, StagingKey, Target
 from bot.provision import lazy
-from bot.provision.base import Provisioner
+from bot.provision.base import Provisioner, StepOutput
 from tests.fakes.recording import RecordingProvisioner
 
 TARGET = Target(
@@ -73,3 +73,22 @@ async def test_archive_without_a_cluster_fails_temporarily() -> None:
         await provisioner.archive(TARGET)
     with pytest.raises(TemporaryError):
         await provisioner.restore(TARGET)
+
+
+async def test_output_and_notifications_never_connect_and_pass_through_once_connected() -> None:
+    real = RecordingProvisioner(outputs={"staging-b-pr-2": StepOutput("$ ./deploy.sh")})
+    attempts: list[int] = []
+
+    async def factory() -> Provisioner:
+        attempts.append(1)
+        return real
+
+    provisioner = lazy.LazyProvisioner(factory, "Kubernetes")
+    assert provisioner.take_output(TARGET) == StepOutput()
+    await provisioner.notify(TARGET, Phase.RUNNING, "")
+    assert attempts == [] and real.notified == []
+
+    await provisioner.connect()
+    await provisioner.notify(TARGET, Phase.FAILED, "image cannot be pulled")
+    assert provisioner.take_output(TARGET) == StepOutput("$ ./deploy.sh")
+    assert real.notified == [("staging-b-pr-2", Phase.FAILED, "image cannot be pulled")]

@@ -1,0 +1,211 @@
+"""People's actions from the API and the dashboard, through the desired-state path.
+
+It is the path webhooks and slash-commands take: the effect (`handlers.actions`) is
+written as desired-state fields with the generation bumped, the staging's reconcile job is
+queued, and the history says who did it. The web app never calls a Git host, so where a
+comment's handler asks the host, this reads what the last event stored (head, labels,
+draft, fork). The worker asks the host before it acts and has the last word: approving a
+fork's head that has moved on since approves nothing that runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from bot import commands, queue
+from bot.config import Config, Rules
+from bot.model import PullRequest, RepoRef, StagingKey
+from bot.store import StagingRecord, Store
+from bot.tokens import Caller
+from handlers import actions, plan
+from handlers.actions import Effect
+
+ACTIONS = ("deploy", "redeploy", "archive", "restore", "destroy", "extend")
+EXTEND = "idle sleep is not implemented yet (issue 5)"
+ROLLBACK = "a staging never rolls back: {sha} is not the head of this request ({head})"
+NOT_A_SHA = "sha must be a full commit SHA: 40 hexadecimal characters"
+NO_HEAD = "the head of this request is not known yet: wait for its next event or a sweep"
+CLOSED = "this request is closed: only an open request has a staging"
+PRIVATE_NOT_YET = (
+    "secret overrides are not implemented yet: {key} is listed in commands.secret_keys, "
+    "and the bot has no Secret to keep its value in"
+)
+NOT_SET = "{key} is not set on this staging"
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+class Refused(Exception):
+    """The action cannot be done: an HTTP status and a reason for the person."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Decision:
+    """What one action writes and what the history says about it."""
+
+    changes: dict[str, str] = field(default_factory=dict)
+    result: str = "accepted"
+
+    def add(self, effect: Effect) -> None:
+        if effect.refusal is not None:
+            raise Refused(409, effect.refusal.value)
+        self.changes.update(effect.changes)
+
+
+def decide(
+    record: StagingRecord, action: str, caller: Caller, config: Config, sha: str = ""
+) -> Decision:
+    """The effect of `action` by `caller` on the staging as stored (pure)."""
+    state, head, by = record.fields, record.get("desired_sha"), caller.name
+    decision = Decision()
+    if action == "extend":
+        raise Refused(501, EXTEND)
+    if action in ("deploy", "redeploy") and record.get("desired") == "gone":
+        raise Refused(409, CLOSED)
+    if action == "deploy":
+        if sha and sha != head:
+            raise Refused(409, ROLLBACK.format(sha=sha[:12], head=head[:12] or "unknown"))
+        if _fork(record):
+            if not head:
+                raise Refused(409, NO_HEAD)
+            decision.add(actions.approve(head, by))
+            decision.result = f"approved via {caller.via} by {by} ({head[:7]})"
+        skipped = plan.skip_reason(_request(record), _rules(record, config))
+        decision.add(actions.deploy(skipped=bool(skipped)))
+    elif action == "redeploy":
+        decision.add(actions.redeploy(f"{caller.via.lower()}-{uuid.uuid4().hex[:12]}"))
+    elif action == "archive":
+        decision.add(actions.archive(state, head, by))
+    elif action == "restore":
+        decision.add(actions.restore(state))
+    elif action == "destroy":
+        decision.add(actions.destroy(head, by))
+    else:
+        raise Refused(404, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    return decision
+
+
+def check_sha(body: Mapping[str, Any]) -> str:
+    """The optional `{"sha": "<40 hex>"}` of a deploy; "" when not given."""
+    sha = body.get("sha")
+    if sha is None:
+        return ""
+    if not isinstance(sha, str) or not _SHA.fullmatch(sha.lower()):
+        raise Refused(422, NOT_A_SHA)
+    return sha.lower()
+
+
+def override_change(record: StagingRecord, key: str, value: str | None, config: Config) -> Decision:
+    """Set (`value` given) or unset one override, by the rules of the `set` command."""
+    problem = commands.override_problem(key, value, config.commands.max_value_length)
+    if problem:
+        raise Refused(422, problem.replace("`", ""))
+    decision = Decision()
+    if value is None:
+        effect = actions.unset_overrides(record.fields, [key])
+        if effect.unknown:
+            raise Refused(404, NOT_SET.format(key=key))
+        decision.add(effect)
+        return decision
+    if key in config.commands.secret_keys:
+        raise Refused(501, PRIVATE_NOT_YET.format(key=key))
+    decision.add(actions.set_overrides(record.fields, [(key, value)]))
+    return decision
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What an action needs: the web app's store, queue and config."""
+
+    store: Store
+    redis: ArqRedis
+    config: Config
+
+    async def act(self, key: StagingKey, action: str, caller: Caller, sha: str = "") -> Decision:
+        """Do `action`: write its effect, queue the reconcile, record it in history."""
+        what = f"{action} via {caller.via}"
+        return await self._through(
+            key, what, caller, lambda record: decide(record, action, caller, self.config, sha)
+        )
+
+    async def override(
+        self, key: StagingKey, name: str, value: str | None, caller: Caller
+    ) -> Decision:
+        """Set (`value` given) or unset the override `name`."""
+        what = f"{'unset' if value is None else 'set'} {name} via {caller.via}"
+        return await self._through(
+            key, what, caller, lambda record: override_change(record, name, value, self.config)
+        )
+
+    async def _through(
+        self,
+        key: StagingKey,
+        what: str,
+        caller: Caller,
+        decide_on: Callable[[StagingRecord], Decision],
+    ) -> Decision:
+        decided: list[Decision] = []
+
+        def write(record: StagingRecord) -> dict[str, str]:
+            decided.append(decide_on(record))
+            return decided[-1].changes
+
+        record, _ = await self.store.change(key, write)
+        await queue.enqueue_reconcile(self.redis, self.config.redis.key_prefix, key)
+        await self.store.add_history(key, _entry(record, what, decided[-1].result, caller))
+        return decided[-1]
+
+
+def _entry(record: StagingRecord, what: str, result: str, caller: Caller) -> dict[str, Any]:
+    return {
+        "at": round(time.time(), 3),
+        "action": what,
+        "result": result,
+        "sha": record.get("desired_sha"),
+        "event": caller.via.lower(),
+        "by": caller.name,
+        "reason": "",
+    }
+
+
+def _fork(record: StagingRecord) -> bool:
+    return record.get("fork") == "1" or record.get("phase") == "awaiting approval"
+
+
+def _request(record: StagingRecord) -> PullRequest:
+    """The request as the last event described it, for the staging rules."""
+    try:
+        stored = json.loads(record.get("labels") or "[]")
+    except ValueError:
+        stored = []
+    labels = tuple(str(label) for label in stored) if isinstance(stored, list) else ()
+    key = record.key
+    return PullRequest(
+        RepoRef(key.host, key.repo_id, record.get("repo")),
+        key.number,
+        record.get("desired_sha"),
+        record.get("branch"),
+        record.get("title"),
+        record.get("author"),
+        record.get("pr_url"),
+        open=record.get("desired") != "gone",
+        draft=record.get("draft") == "1",
+        fork=_fork(record),
+        labels=labels,
+    )
+
+
+def _rules(record: StagingRecord, config: Config) -> Rules:
+    return config.rules(config.repo(record.key.host, record.get("repo")))
