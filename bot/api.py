@@ -22,9 +22,10 @@ from starlette.routing import BaseRoute, Match, Route
 
 from bot import openapi, queue, stagings, tokens
 from bot.config import Config
-from bot.steering import ACTIONS, Refused, Steering, check_sha
+from bot.lifecycle import EXTENDED_UNTIL
+from bot.steering import ACTIONS, QA_ACTIONS, Refused, Steering, check_duration, check_sha
 from bot.store import StagingRecord, Store
-from bot.tokens import OPERATOR, VIEWER, Caller
+from bot.tokens import OPERATOR, QA, VIEWER, Caller
 from bot.web import BodyTooLarge, error, read_body
 
 log = logging.getLogger("stagingbot.api")
@@ -34,6 +35,11 @@ _PATH = re.compile(r"(?P<ref>[^/]+?:.+?[#!]\d+)(?:/(?P<tail>.*))?", re.DOTALL)
 UNKNOWN_STAGING = "no staging {ref}"
 BAD_REF = "{ref} is not a staging reference like github:owner/repo#12 or gitlab:group/project!12"
 REDIS_DOWN = "state store unavailable, try again later"
+BAD_OVERRIDE = 'the body must be {"value": "<text>"}, optionally with "secret": true'
+PLAIN_KEY = (
+    "{key} is not one of commands.secret_keys: as a plain override any viewer could read it; "
+    "add it to commands.secret_keys first"
+)
 
 Handler = Callable[[Request, StagingRecord, Caller], Awaitable[Response]]
 
@@ -102,9 +108,11 @@ async def staging(request: Request) -> Response:
         return await _with_staging(request, match["ref"], VIEWER, _show)
     if tail in ACTIONS and method == "POST":
         return await _with_staging(request, match["ref"], OPERATOR, _act(tail))
+    if tail in QA_ACTIONS and method == "POST":
+        return await _with_staging(request, match["ref"], QA, _sign_off(tail))
     if tail is not None and tail.startswith("overrides/") and method in ("PUT", "DELETE"):
         return await _with_staging(request, match["ref"], OPERATOR, _override(tail[10:]))
-    if tail is None or tail in ACTIONS or (tail or "").startswith("overrides/"):
+    if tail is None or tail in ACTIONS or tail in QA_ACTIONS or tail.startswith("overrides/"):
         return error(405, f"{method} is not allowed here")
     return error(404, f"no such endpoint: {tail[:100]!r}")
 
@@ -146,8 +154,25 @@ async def _show(request: Request, record: StagingRecord, caller: Caller) -> Resp
 
 def _act(action: str) -> Handler:
     async def handler(request: Request, record: StagingRecord, caller: Caller) -> Response:
-        sha = check_sha(await json_body(request)) if action == "deploy" else ""
-        await steering_of(request).act(record.key, action, caller, sha)
+        body = await json_body(request)
+        sha = check_sha(body) if action == "deploy" else ""
+        duration = check_duration(body) if action == "extend" else None
+        decision = await steering_of(request).act(record.key, action, caller, sha, duration)
+        ref = str(stagings.ref_of(record))
+        answer: dict[str, Any] = {"ref": ref, "action": action, "accepted": True}
+        if action == "extend":  # no idle sleep (archived: no removal) before then
+            answer["until"] = float(decision.changes[EXTENDED_UNTIL])
+        return JSONResponse(answer, status_code=202)
+
+    return handler
+
+
+def _sign_off(action: str) -> Handler:
+    async def handler(request: Request, record: StagingRecord, caller: Caller) -> Response:
+        note = (await json_body(request)).get("note")
+        if note is not None and not isinstance(note, str):
+            raise Refused(422, 'the body must be {"note": "<text>"}')
+        await steering_of(request).sign_off(record.key, action, note or "", caller)
         ref = str(stagings.ref_of(record))
         return JSONResponse({"ref": ref, "action": action, "accepted": True}, status_code=202)
 
@@ -159,11 +184,14 @@ def _override(key: str) -> Handler:
         if request.method == "DELETE":
             await steering_of(request).override(record.key, key, None, caller)
             return Response(status_code=204)
-        value = (await json_body(request)).get("value")
-        if not isinstance(value, str):
-            raise Refused(422, 'the body must be {"value": "<text>"}')
-        await steering_of(request).override(record.key, key, value, caller)
+        body = await json_body(request)
+        value, wanted = body.get("value"), body.get("secret", False)
+        if not isinstance(value, str) or not isinstance(wanted, bool):
+            raise Refused(422, BAD_OVERRIDE)
         secret = key in request.app.state.config.commands.secret_keys
+        if wanted and not secret:  # refused before the value is kept in the clear
+            raise Refused(422, PLAIN_KEY.format(key=key))
+        await steering_of(request).override(record.key, key, value, caller)
         return JSONResponse({"key": key, "secret": secret})
 
     return handler

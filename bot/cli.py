@@ -22,12 +22,14 @@ stagingbot web            the webhook receiver only
 stagingbot worker         the reconcile worker only
 stagingbot check-config   validate the configuration and print it with secrets masked
 stagingbot sweep          queue a sweep on the server (--url), or run one here (--config)
+stagingbot demo-event opened|synchronize|closed --pr N   (the local trial, offline mode)
 
 stagingbot list [--host H] [--repo R] [--state S] [--search TEXT]
 stagingbot show REF | history REF
 stagingbot deploy REF [--sha SHA] [--wait] | redeploy REF [--wait] | restore REF [--wait]
-stagingbot archive REF | destroy REF | extend REF
+stagingbot archive REF | destroy REF | extend REF [--for DURATION]
 stagingbot set REF KEY=VALUE... | unset REF KEY...
+stagingbot qa-pass REF [--note TEXT] | qa-fail REF --reason TEXT
 
 REF is github:owner/repo#12 or gitlab:group/project!12 (owner/repo#12 and group/project!12
 work too). The server and token come from --url/--token or STAGINGBOT_URL/STAGINGBOT_TOKEN.
@@ -60,7 +62,20 @@ def parser() -> argparse.ArgumentParser:
             help="TOML configuration file (default: $STAGINGBOT_CONFIG)",
         )
     add_api_commands(sub)
+    add_demo_command(sub)
     return top
+
+
+def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    text = "send a signed, real-shaped pull_request webhook to the running bot (local trial)"
+    demo = sub.add_parser("demo-event", help=text, description=text)
+    demo.add_argument("action", choices=("opened", "synchronize", "closed"))
+    demo.add_argument("--pr", type=int, required=True, metavar="N", help="the request number")
+    demo.add_argument("--url", help="the bot's base URL (default: from server.host/port)")
+    demo.add_argument("--config", metavar="PATH", help="default: $STAGINGBOT_CONFIG")
+    demo.add_argument("--repo", help="owner/name (default: the first GitHub repository served)")
+    demo.add_argument("--sha", help="the head commit (default: a new random one)")
+    demo.add_argument("--branch", help="the source branch (default: feature/demo-N)")
 
 
 def remote_options() -> argparse.ArgumentParser:
@@ -90,16 +105,27 @@ def add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     command("show", "one staging: state, URL, request, overrides, recent history")
     command("history", "everything that happened to one staging, newest first")
     for action, text in (
-        ("deploy", "deploy the staging (on a fork: approve the head, or --sha)"),
+        ("deploy", "deploy the staging (on a fork: approve the head)"),
         ("redeploy", "apply the current head again"),
         ("archive", "scale to zero, keep the data"),
         ("restore", "bring an archived staging back"),
         ("destroy", "remove the staging now"),
-        ("extend", "keep the staging longer before its retention removes it"),
+        ("extend", "keep the staging from idle sleep (archived: from removal) for longer"),
     ):
         parser = command(action, text)
         if action == "deploy":
-            parser.add_argument("--sha", help="the commit to deploy (7 to 40 hex characters)")
+            parser.add_argument(
+                "--sha",
+                help="the head, built: deploy it now without waiting for staging.wait_for "
+                "(40 hex characters; never an unapproved fork commit)",
+            )
+        if action == "extend":
+            parser.add_argument(
+                "--for",
+                dest="duration",
+                metavar="DURATION",
+                help="how long: 12h, 2d, 1w (default: the server's staging.idle_ttl)",
+            )
         if action in WAITABLE:
             parser.add_argument(
                 "--wait", action="store_true", help="follow it until running (exit 0) or failed (6)"
@@ -112,9 +138,20 @@ def add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                 help="how long --wait waits: 90s, 15m, 1h (default: 15m); then exit 7",
             )
     setter = command("set", "set environment variables of the staging (secret keys too)")
-    setter.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    setter.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
+    setter.add_argument(
+        "--secret",
+        metavar="KEY",
+        help="also set KEY (one of the bot's commands.secret_keys) to a value read from "
+        "standard input, or asked for without echo on a terminal: it stays out of the "
+        "shell history and the process list",
+    )
     unsetter = command("unset", "remove environment variables of the staging")
     unsetter.add_argument("keys", nargs="+", metavar="KEY")
+    passing = command("qa-pass", "QA passed the staging at its head: staging/qa turns green")
+    passing.add_argument("--note", default="", help="what QA says (shown on the check)")
+    failing = command("qa-fail", "QA failed the staging at its head: staging/qa turns red")
+    failing.add_argument("--reason", required=True, help="what is wrong (shown on the check)")
 
 
 def duration(text: str) -> float:
@@ -127,7 +164,7 @@ def duration(text: str) -> float:
     return seconds
 
 
-REMOTE = frozenset({"list", "show", "history", "set", "unset", *ACTIONS})
+REMOTE = frozenset({"list", "show", "history", "set", "unset", "qa-pass", "qa-fail", *ACTIONS})
 BOTH_WAYS = "sweep: give --config (run one here) or --url (ask the server), not both"
 
 
@@ -151,6 +188,8 @@ def main(
     except ConfigError as exc:
         print(f"stagingbot: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "demo-event":
+        return demo_event(args, config, terminal or Terminal.real())
     if args.command == "check-config":
         print(json.dumps(redacted(config), indent=2, sort_keys=True))
         print("configuration is valid", file=sys.stderr)
@@ -162,6 +201,21 @@ def main(
     return asyncio.run(
         serve(config, web=args.command in ("run", "web"), worker=args.command in ("run", "worker"))
     )
+
+
+def demo_event(args: argparse.Namespace, config: Config, terminal: Terminal) -> int:
+    from bot import demo
+
+    if args.pr < 1:
+        print("stagingbot: --pr must be a positive number", file=terminal.err)
+        return Exit.USAGE
+    repo = args.repo or demo.default_repo(config)
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        print(f"stagingbot: --repo: expected owner/name, got {repo!r}", file=terminal.err)
+        return Exit.USAGE
+    event = demo.Demo(args.action, args.pr, repo, args.sha or "", args.branch or "")
+    url = args.url or demo.base_url(config)
+    return demo.send(config, event, url, terminal.out, terminal.err)
 
 
 async def sweep_once(config: Config) -> int:

@@ -20,6 +20,7 @@ SET_ONE = "set {key} on {ref}{secret}"
 UNSET_ONE = "unset {key} on {ref}"
 SWEEP_QUEUED = "sweep queued"
 MORE_HISTORY = "(older entries: stagingbot history {ref})"
+KEPT_UNTIL = "{ref} is kept until at least {until}"
 
 
 def when(value: object) -> dt.datetime | None:
@@ -105,6 +106,7 @@ def staging_detail(staging: Mapping[str, Any], now: float) -> list[str]:
         ("branch", staging.get("branch")),
         ("sha", staging.get("sha")),
         ("namespace", staging.get("namespace")),
+        ("qa", qa_line(staging.get("qa"))),
         ("updated", f"{stamp(staging.get('updated_at'))} ({age(staging.get('updated_at'), now)})"),
     ]
     shown = [(name, str(value)) for name, value in fields if value]
@@ -121,6 +123,16 @@ def staging_detail(staging: Mapping[str, Any], now: float) -> list[str]:
         if len(entries) > RECENT:
             lines.append("  " + MORE_HISTORY.format(ref=staging.get("ref", "REF")))
     return lines
+
+
+def qa_line(qa: object) -> str:
+    """QA's last sign-off in one line; "" before there is one."""
+    if not isinstance(qa, Mapping) or not qa.get("verdict"):
+        return ""
+    sha, by, note = short_sha(qa.get("sha")), qa.get("by") or MISSING, qa.get("note") or ""
+    if not qa.get("current"):
+        return f"pending (new commits since QA {qa['verdict']} at {sha}, by {by})"
+    return f"{qa['verdict']} at {sha} by {by}" + (f": {cut(note, 200)}" if note else "")
 
 
 def history_table(entries: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -7,6 +7,7 @@ can pipe `--json` output into another tool while it watches a deploy.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
@@ -27,10 +28,14 @@ MAX_VALUE_LENGTH = 65536
 DEFAULT_TIMEOUT = 15 * 60.0
 FIRST_POLL, POLL_FACTOR, MAX_POLL = 1.0, 1.5, 10.0
 SETTLED = ("running", "failed")
+# The head's build failed (staging.wait_for): the deploy ends there, as a failure.
+BUILD_FAILED = "build failed"
 SPINNER = "|/-\\"
 CLEAR_LINE = "\r\x1b[K"
 
 DUPLICATE = "{key} is given twice"
+NOTHING_TO_SET = "set needs KEY=VALUE assignments, or --secret KEY"
+NO_STDIN = "--secret {key}: no standard input to read the value from"
 WAIT_FAILED = "{ref} failed: {reason}"
 WAIT_TIMEOUT = "{ref} is still {state} after {seconds:g} s (--timeout)"
 ALREADY = "{ref} is already {state} at {sha}: deploy changes nothing (redeploy builds it again)"
@@ -47,11 +52,18 @@ class Terminal:
     now: Callable[[], float]  # wall clock, for "5m ago"
     sleep: Callable[[float], None]
     tty: bool  # stderr is a terminal: --wait may redraw a spinner line
+    stdin: TextIO | None = None  # `set --secret` reads the value from here
 
     @classmethod
     def real(cls) -> Terminal:
         return cls(
-            sys.stdout, sys.stderr, time.monotonic, time.time, time.sleep, sys.stderr.isatty()
+            sys.stdout,
+            sys.stderr,
+            time.monotonic,
+            time.time,
+            time.sleep,
+            sys.stderr.isatty(),
+            sys.stdin,
         )
 
     def print(self, line: str) -> None:
@@ -84,20 +96,68 @@ class Checked:
     ref: str = ""
     assignments: tuple[tuple[str, str], ...] = ()
     keys: tuple[str, ...] = ()
+    secret: str = ""  # `set --secret KEY`: its value comes from standard input
+    note: str = ""  # qa-pass --note / qa-fail --reason
 
 
 def check(args: argparse.Namespace) -> Checked:
     ref = parse_ref(args.ref) if getattr(args, "ref", None) else ""
     if getattr(args, "sha", None) and (problem := commands.sha_problem(args.sha)):
         raise CliError(Exit.USAGE, problem)
+    if getattr(args, "duration", None) and commands.parse_duration(args.duration) is None:
+        word = commands.code(args.duration)
+        raise CliError(Exit.USAGE, commands.NOT_A_DURATION.format(word=word))
     if args.command == "set":
-        return Checked(ref, assignments=assignments(args.assignments))
+        return checked_set(ref, args.assignments, args.secret or "")
     if args.command == "unset":
         for key in args.keys:
             if problem := commands.override_problem(key, None, MAX_VALUE_LENGTH):
                 raise CliError(Exit.USAGE, problem)
         return Checked(ref, keys=tuple(dict.fromkeys(args.keys)))
+    if args.command in ("qa-pass", "qa-fail"):
+        return Checked(
+            ref,
+            note=qa_note(args.command, getattr(args, "note", "") or getattr(args, "reason", "")),
+        )
     return Checked(ref)
+
+
+def checked_set(ref: str, words: Sequence[str], secret: str) -> Checked:
+    pairs = assignments(words)
+    if not pairs and not secret:
+        raise CliError(Exit.USAGE, NOTHING_TO_SET)
+    if secret and (problem := commands.override_problem(secret, None, MAX_VALUE_LENGTH)):
+        raise CliError(Exit.USAGE, problem)
+    if secret in dict(pairs):
+        raise CliError(Exit.USAGE, DUPLICATE.format(key=commands.code(secret)))
+    return Checked(ref, assignments=pairs, secret=secret)
+
+
+def read_secret(key: str, term: Terminal) -> str:
+    """The value of `set --secret KEY`: one line from standard input (its line end
+    dropped), or typed without echo when standard input is a terminal."""
+    stream = term.stdin
+    if stream is None:
+        raise CliError(Exit.USAGE, NO_STDIN.format(key=key))
+    if stream.isatty():
+        value = getpass.getpass(f"value of {key} (not shown): ", stream=term.err)
+    else:
+        value = stream.read(MAX_VALUE_LENGTH + 2)
+        value = value[:-1] if value.endswith("\n") else value
+        value = value[:-1] if value.endswith("\r") else value
+    if problem := commands.override_problem(key, value, MAX_VALUE_LENGTH):
+        raise CliError(Exit.USAGE, problem)  # names the key or the rule, never the value
+    return value
+
+
+def qa_note(command: str, text: str) -> str:
+    """The note of a sign-off, checked by the rules of `/staging qa-pass` (bot.commands)."""
+    note = commands.clean_note(text)
+    if command == "qa-fail" and not note:
+        raise CliError(Exit.USAGE, "qa-fail needs a --reason: what is wrong")
+    if problem := commands.note_problem(note):
+        raise CliError(Exit.USAGE, problem)
+    return note
 
 
 def assignments(words: Sequence[str]) -> tuple[tuple[str, str], ...]:
@@ -153,12 +213,16 @@ def act(api: Api, args: argparse.Namespace, checked: Checked, term: Terminal) ->
     ref, action = checked.ref, args.command
     waiting = getattr(args, "wait", False)
     before = api.show(ref) if waiting else None
-    answer = api.act(ref, action, {"sha": args.sha} if getattr(args, "sha", None) else None)
+    answer = api.act(ref, action, _body(args))
     if not waiting:
         if args.json:
             term.json(answer)
         else:
             term.print(cli_format.ACCEPTED.format(action=action, ref=ref))
+            until = cli_format.when(answer.get("until"))
+            if until is not None:
+                shown = until.strftime("%Y-%m-%d %H:%M UTC")
+                term.print(cli_format.KEPT_UNTIL.format(ref=ref, until=shown))
         return Exit.OK
     if not args.json:
         term.err.write(cli_format.ACCEPTED.format(action=action, ref=ref) + "\n")
@@ -167,10 +231,33 @@ def act(api: Api, args: argparse.Namespace, checked: Checked, term: Terminal) ->
     return watch.run(args.timeout, args.json)
 
 
+def sign_off(api: Api, args: argparse.Namespace, checked: Checked, term: Terminal) -> int:
+    answer = api.act(checked.ref, args.command, {"note": checked.note})
+    if args.json:
+        term.json(answer)
+    else:
+        term.print(cli_format.ACCEPTED.format(action=args.command, ref=checked.ref))
+    return Exit.OK
+
+
+def _body(args: argparse.Namespace) -> dict[str, str] | None:
+    """The action's JSON body: `deploy --sha`, `extend --for`; None when there is none."""
+    if getattr(args, "sha", None):
+        return {"sha": args.sha}
+    if getattr(args, "duration", None):
+        return {"duration": args.duration}
+    return None
+
+
 def set_overrides(api: Api, args: argparse.Namespace, checked: Checked, term: Terminal) -> int:
     answers = []
-    for key, value in checked.assignments:
-        answer = api.set_override(checked.ref, key, value)
+    every = list(checked.assignments)
+    if checked.secret:
+        every.append((checked.secret, read_secret(checked.secret, term)))
+    for key, value in every:
+        # `secret`: the server refuses a key that is not one of its secret keys, rather
+        # than keep the value as a plain override any viewer can read.
+        answer = api.set_override(checked.ref, key, value, secret=key == checked.secret)
         answers.append(answer)
         if not args.json:
             term.print(cli_format.override_set(checked.ref, answer))
@@ -205,6 +292,8 @@ COMMANDS: dict[str, Command] = {
     "set": set_overrides,
     "unset": unset_overrides,
     "sweep": sweep,
+    "qa-pass": sign_off,
+    "qa-fail": sign_off,
     **dict.fromkeys(ACTIONS, act),
 }
 
@@ -231,9 +320,10 @@ class Watch:
             if staging.get("state") != state:
                 state = staging.get("state")
                 self.change(staging, elapsed)
-            if state not in SETTLED:
+            # A build that failed ends the wait once the staging moved after the action.
+            if state not in (*SETTLED, BUILD_FAILED):
                 self.moved = True
-            elif self.settled(staging):
+            elif self.settled(staging) if state in SETTLED else self.moved:
                 return self.end(staging, as_json)
             if elapsed >= timeout:
                 self.clear()
@@ -273,7 +363,7 @@ class Watch:
             self.term.err.write(self.note + "\n")
         if as_json:
             self.term.json(staging)
-        failed = staging.get("state") == "failed"
+        failed = staging.get("state") in ("failed", BUILD_FAILED)
         if failed:
             reason = str(staging.get("reason") or "no reason given")
             self.term.err.write(f"stagingbot: {WAIT_FAILED.format(ref=self.ref, reason=reason)}\n")

@@ -147,9 +147,12 @@ class Api:
     def act(self, ref: str, action: str, body: Mapping[str, str] | None = None) -> dict[str, Any]:
         return self._json("POST", f"/api/stagings/{ref_path(ref)}/{action}", json=body)
 
-    def set_override(self, ref: str, key: str, value: str) -> dict[str, Any]:
+    def set_override(
+        self, ref: str, key: str, value: str, *, secret: bool = False
+    ) -> dict[str, Any]:
         path = f"/api/stagings/{ref_path(ref)}/overrides/{quote(key, safe='')}"
-        return self._json("PUT", path, json={"value": value})
+        body: dict[str, Any] = {"value": value, "secret": True} if secret else {"value": value}
+        return self._json("PUT", path, json=body)
 
     def unset_override(self, ref: str, key: str) -> None:
         self._send("DELETE", f"/api/stagings/{ref_path(ref)}/overrides/{quote(key, safe='')}")

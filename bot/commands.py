@@ -19,19 +19,27 @@ class Verb(enum.StrEnum):
     ARCHIVE = "archive"
     RESTORE = "restore"
     DESTROY = "destroy"
+    EXTEND = "extend"
     STATUS = "status"
     SET = "set"
     UNSET = "unset"
+    QA_PASS = "qa-pass"  # noqa: S105 - a verb, not a password
+    QA_FAIL = "qa-fail"
     HELP = "help"
 
 
 OPEN_VERBS: frozenset[Verb] = frozenset({Verb.STATUS, Verb.HELP})
 """Anyone who can comment may run these; every other verb changes a staging and needs write."""
 
+QA_VERBS: frozenset[Verb] = frozenset({Verb.QA_PASS, Verb.QA_FAIL})
+"""QA's sign-off: who may run these is `qa.allowed` (default: write access), see `handlers.qa`.
+The rest of the line is a free-text note, taken as written (not split into words)."""
+
 DEFAULT_PREFIX = "/staging"
 MAX_VALUE_LENGTH = 1024
 MAX_COMMANDS = 10
 MAX_KEY_LENGTH = 128
+MAX_NOTE_LENGTH = 500  # a QA note: it shows in the check, the sticky comment and history
 # shlex builds each word a character at a time, in time growing with the square of its length.
 MAX_LINE_LENGTH = 16 * 1024
 KEY_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -43,16 +51,24 @@ DESCRIPTIONS: dict[Verb, str] = {
     Verb.ARCHIVE: "scale the staging to zero but keep its data",
     Verb.RESTORE: "bring an archived staging back as it was",
     Verb.DESTROY: "remove the staging now; a later push or deploy can create it again",
+    Verb.EXTEND: "keep the staging from being archived as idle (archived: from being removed) "
+    "for the duration given, like `12h` or `2d`, or by default for the configured idle time",
     Verb.STATUS: "answer with the state, URL, commit, overrides and recent history",
     Verb.SET: "set environment variables of this staging, applied by a restart; quote values "
     'with spaces: `GREETING="hello world"`',
     Verb.UNSET: "remove environment variables given with `set`",
+    Verb.QA_PASS: "QA passed the staging at the head commit: sets the `staging/qa` check to "
+    "success, with your note",
+    Verb.QA_FAIL: "QA failed the staging at the head commit: sets `staging/qa` to failure; say why",
     Verb.HELP: "this list",
 }
 _ARGUMENT_HINTS = {
     Verb.DEPLOY: " [sha]",
+    Verb.EXTEND: " [duration]",
     Verb.SET: " KEY=VALUE [KEY=VALUE ...]",
     Verb.UNSET: " KEY [KEY ...]",
+    Verb.QA_PASS: " [note]",
+    Verb.QA_FAIL: " <reason>",
 }
 HELP_ITEM = "- `{prefix} {verb}{arguments}` — {description}"
 
@@ -63,6 +79,11 @@ UNBALANCED_QUOTE = "a quote is not closed: every ' or \" needs its partner on th
 TRAILING_BACKSLASH = "the line ends in a backslash that escapes nothing"
 TAKES_NO_ARGUMENTS = "`{verb}` takes no arguments, got {arguments}"
 DEPLOY_TAKES_ONE_SHA = "`deploy` takes at most one commit SHA, got {arguments}"
+EXTEND_TAKES_ONE_DURATION = "`extend` takes at most one duration, got {arguments}"
+NOT_A_DURATION = (
+    "{word} is not a duration: give a number and a unit, m (minutes), h (hours), d (days) "
+    "or w (weeks), like `12h` or `2d`"
+)
 NOT_A_SHA = "{word} is not a commit SHA: give 7 to 40 hex characters"
 SET_NEEDS_ASSIGNMENT = "`set` needs at least one KEY=VALUE"
 UNSET_NEEDS_KEY = "`unset` needs at least one KEY"
@@ -81,6 +102,9 @@ TOO_MANY_COMMANDS = (
 )
 LINE_TOO_LONG = "this command line is {length} characters long; at most {limit} are read"
 BLANK_PREFIX = "the command prefix can't be blank"
+NEEDS_REASON = "`qa-fail` needs a reason: `{prefix} qa-fail the checkout button does nothing`"
+NOTE_TOO_LONG = "the note is {length} characters long; at most {limit} are allowed"
+NOTE_CHARACTER = "the note contains U+{code:04X}, which a note may not hold"
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,8 @@ class Command:
     sha: str = ""  # deploy <sha>: lower-case hex, 7..40 characters, else ""
     assignments: tuple[tuple[str, str], ...] = ()  # set KEY=VALUE ..., in the order given
     keys: tuple[str, ...] = ()  # unset KEY ..., without repeats, in the order given
+    seconds: float | None = None  # extend [duration]: None for the configured default
+    note: str = ""  # qa-pass / qa-fail: the rest of the line, spaces collapsed
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,8 @@ class Parsed:
 
 _VERBS = {verb.value: verb for verb in Verb}
 _SHA = re.compile(r"[0-9a-fA-F]{7,40}")
+_DURATION = re.compile(r"(?P<count>[0-9]{1,6})(?P<unit>[mhdwMHDW])")
+_DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # CommonMark: fences, block quotes and HTML comments may be indented by at most 3 spaces.
 _FENCE_OPEN = re.compile(r" {0,3}(?P<run>`{3,}|~{3,})(?P<info>.*)")
@@ -205,6 +233,11 @@ def _parse_line(line: str, rest: str, prefix: str, max_value_length: int) -> Com
     """One command line: `rest` is what follows the prefix."""
     if len(line) > MAX_LINE_LENGTH:
         return Problem(line, LINE_TOO_LONG.format(length=len(line), limit=MAX_LINE_LENGTH))
+    first, *note = rest.split(None, 1) or [""]
+    qa_verb = _VERBS.get(first.lower())
+    if qa_verb is not None and qa_verb in QA_VERBS:  # prose: an apostrophe is no open quote
+        outcome = _qa(qa_verb, line, note[0] if note else "", prefix)
+        return Problem(line, outcome) if isinstance(outcome, str) else outcome
     try:
         words = _split_words(rest)
     except ValueError as error:
@@ -279,8 +312,54 @@ def _unset(verb: Verb, line: str, words: list[str], _limit: int) -> Command | st
     return Command(verb, line, keys=tuple(dict.fromkeys(words)))
 
 
+def _qa(verb: Verb, line: str, text: str, prefix: str) -> Command | str:
+    note = clean_note(text)
+    if verb is Verb.QA_FAIL and not note:
+        return NEEDS_REASON.format(prefix=prefix)
+    return note_problem(note) or Command(verb, line, note=note)
+
+
+def clean_note(text: str) -> str:
+    """A note as kept: one line, runs of spaces as one, surrounding quotes dropped."""
+    note = " ".join(text.split())
+    if len(note) >= 2 and note[0] == note[-1] and note[0] in "\"'":
+        note = note[1:-1].strip()
+    return note
+
+
+def note_problem(note: str) -> str | None:
+    """Why `note` (already `clean_note`d) cannot be a QA note; None when it can."""
+    if len(note) > MAX_NOTE_LENGTH:
+        return NOTE_TOO_LONG.format(length=len(note), limit=MAX_NOTE_LENGTH)
+    for char in note:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            return NOTE_CHARACTER.format(code=ord(char))
+    return None
+
+
+def _extend(verb: Verb, line: str, words: list[str], _limit: int) -> Command | str:
+    if not words:
+        return Command(verb, line)
+    if len(words) > 1:
+        return EXTEND_TAKES_ONE_DURATION.format(arguments=code(" ".join(words)))
+    seconds = parse_duration(words[0])
+    if seconds is None:
+        return NOT_A_DURATION.format(word=code(words[0]))
+    return Command(verb, line, seconds=seconds)
+
+
+def parse_duration(word: str) -> float | None:
+    """Seconds from `90m`, `12h`, `2d`, `1w` (a whole number, then the unit); None when the
+    word is not one of those, or not above zero. The API and the command line use it too."""
+    match = _DURATION.fullmatch(word.strip())
+    if match is None or int(match["count"]) == 0:
+        return None
+    return float(int(match["count"]) * _DURATION_UNITS[match["unit"].lower()])
+
+
 _ARGUMENT_PARSERS: dict[Verb, _ArgumentParser] = {
     Verb.DEPLOY: _deploy,
+    Verb.EXTEND: _extend,
     Verb.SET: _set,
     Verb.UNSET: _unset,
 }

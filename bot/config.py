@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 from bot import _configparse as parse
 from bot._configparse import Invalid, Kind
-from bot.provision import command_config
+from bot.provision import access, command_config
 from bot.schedule import cron_fields
 
 
@@ -57,6 +58,10 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 5 * 1024 * 1024
     delivery_ttl: float = 7 * 86400.0  # seconds a delivery id is remembered
+    # "online": the Git hosts are asked and written to. "offline" (a local trial, set
+    # explicitly, never inferred): signed payloads are trusted and reports go to the log
+    # and the dashboard (bot/hosts/offline.py). Also settable as a top-level `mode` key.
+    mode: str = "online"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,13 @@ class KubernetesConfig:
     manifests: str = "manifests/staging"
     namespace_prefix: str = "staging-"
     instance: str = "default"  # value of the instance label: two bots in a cluster never collide
+    # The bot's own namespace, where it keeps decisions that must outlive Redis (a person's
+    # destroy): "" = the pod's own namespace (its service account says), else `default`.
+    state_namespace: str = ""
+    # Least privilege (manifests/bot/rbac.yaml): the ClusterRole the bot binds to its own
+    # service account ("namespace/name") in each staging namespace it creates; "": none.
+    staging_role: str = ""
+    service_account: str = ""
     rollout_deadline: float = 600.0
     rollout_poll: float = 5.0
 
@@ -117,6 +129,19 @@ class StagingConfig:
     skip_labels: tuple[str, ...] = ()
     skip_authors: tuple[str, ...] = ()  # e.g. "dependabot[bot]"
     drafts: bool = True  # whether draft requests get a staging
+    # Life cycle (docs/lifecycle.md). Idle: no push, command or dashboard/API action for
+    # idle_ttl archives the staging (0: never), after a warning idle_warning before.
+    idle_ttl: float = 3 * 86400.0
+    idle_warning: float = 86400.0
+    archive_retention: float = 14 * 86400.0  # an archived staging is removed after this; 0: kept
+    max_extend: float = 14 * 86400.0  # the longest `extend` accepts
+    max_active: int = 0  # stagings deployed at once, the whole bot; 0: no limit
+    max_active_per_repo: int = 0  # the same per repository; 0: no limit
+    # The gate before a new head is deployed (README "Wait for the build"): check-run names
+    # or commit-status contexts (GitHub), job names of the head's pipeline (GitLab) that
+    # must have succeeded; and whether the rendered image must exist in its registry.
+    wait_for: tuple[str, ...] = ()
+    wait_for_image: bool = False
 
     def __post_init__(self) -> None:
         _casefold(self)
@@ -135,6 +160,8 @@ class RepoConfig:
     skip_labels: tuple[str, ...] | None = None
     skip_authors: tuple[str, ...] | None = None
     drafts: bool | None = None
+    wait_for: tuple[str, ...] | None = None
+    wait_for_image: bool | None = None
 
     def __post_init__(self) -> None:
         _casefold(self)
@@ -161,6 +188,29 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """What must be ready before a new head of one repository is deployed."""
+
+    wait_for: tuple[str, ...]  # check runs / statuses (GitHub), pipeline jobs (GitLab)
+    wait_for_image: bool
+
+    @property
+    def active(self) -> bool:
+        return bool(self.wait_for) or self.wait_for_image
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Credentials for the registry `staging.wait_for_image` asks (Docker Registry API v2)."""
+
+    host: str = ""  # e.g. "registry.example.com" or "ghcr.io"; "": anonymous everywhere
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))  # a password or a token
+    # Registries spoken to over plain HTTP (a registry on localhost, as Docker allows).
+    plain_http: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CommandsConfig:
     prefix: str = "/staging"  # a comment starting with this word talks to the bot
     secret_keys: tuple[str, ...] = ()  # override keys a (public) comment may never set
@@ -172,6 +222,9 @@ class SweepConfig:
     # How often the sweep compares the cluster and the Git hosts with Redis; 0: never
     # (`stagingbot sweep` still runs one). At least a minute, dividing an hour or a day.
     interval: float = 300.0
+    # Delete staging namespaces whose repository the bot no longer serves (removed from
+    # [[repos]], or the host says it is gone); false: report them only.
+    delete_orphans: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +234,25 @@ class DashboardConfig:
     show_details: bool = True
     secure_cookie: bool = False  # mark the session cookie Secure (the bot is served over HTTPS)
     session_max_age: float = 12 * 3600.0  # seconds a dashboard sign-in lasts
+    # Sign-in through an authentication proxy (bot.proxy_auth): the header naming the user
+    # ("" = off), the addresses the proxy connects from, and the roles of its users.
+    proxy_user_header: str = ""  # e.g. "X-Forwarded-User" (oauth2-proxy)
+    proxy_addresses: tuple[str, ...] = ()  # IPs or CIDRs: only these are trusted
+    proxy_viewers: tuple[str, ...] = ()
+    proxy_qa: tuple[str, ...] = ()
+    proxy_operators: tuple[str, ...] = ()
+    proxy_default_role: str = ""  # a user no list names: "" (no access), viewer, qa, operator
+
+
+@dataclass(frozen=True)
+class QaConfig:
+    # Who may sign off with `/staging qa-pass` / `qa-fail`: logins, GitHub teams as
+    # "org/team-slug", GitLab groups by full path. Empty: anyone with write access
+    # (GitLab: Developer or higher). The API and dashboard use the qa/operator roles.
+    allowed: tuple[str, ...] = ()
+    # true: `staging/qa` is pending on every open request's head until someone signs off
+    # (so a required check blocks from the start); false: it appears with the first sign-off.
+    report_waiting: bool = False
 
 
 ROLES = ("viewer", "qa", "operator")  # each role may do what the ones before it may
@@ -217,6 +289,9 @@ class CommandConfig:
     env_prefix: str = "STAGING_ENV_"  # overrides reach the programs as <prefix><KEY>
     pass_env: tuple[str, ...] = ()  # variables inherited besides PATH, HOME and LANG
     output_limit: int = 65536  # bytes of output kept per run
+    # A folder where the bot keeps decisions that must outlive Redis (decisions.json);
+    # "": kept in Redis only, so a Redis wipe forgets that a person destroyed a staging.
+    state_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -246,8 +321,15 @@ class Config:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    qa: QaConfig = field(default_factory=QaConfig)
     repos: tuple[RepoConfig, ...] = ()
     api: ApiConfig = field(default_factory=ApiConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+
+    @property
+    def offline(self) -> bool:
+        """The local trial: no Git host is called; reports go to the log and the dashboard."""
+        return self.server.mode == "offline"
 
     def repo(self, host: str, full_name: str) -> RepoConfig | None:
         """The enabled `[[repos]]` entry serving this repository, or None."""
@@ -269,6 +351,15 @@ class Config:
             skip_labels=frozenset(_inherit(own.skip_labels, staging.skip_labels)),
             skip_authors=frozenset(_inherit(own.skip_authors, staging.skip_authors)),
             drafts=_inherit(own.drafts, staging.drafts),
+        )
+
+    def gate(self, repo: RepoConfig | None = None) -> Gate:
+        """What must be ready before a new head is deployed: the repository's own values
+        where set, else [staging]'s."""
+        own = repo or _NO_OVERRIDES
+        return Gate(
+            wait_for=_inherit(own.wait_for, self.staging.wait_for),
+            wait_for_image=_inherit(own.wait_for_image, self.staging.wait_for_image),
         )
 
 
@@ -303,6 +394,8 @@ SECTIONS: dict[str, type[Any]] = {
     "dashboard": DashboardConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
+    "qa": QaConfig,
+    "registry": RegistryConfig,
 }
 DURATIONS = frozenset(
     {
@@ -312,6 +405,10 @@ DURATIONS = frozenset(
         ("sweep", "interval"),
         ("command", "timeout"),
         ("dashboard", "session_max_age"),
+        ("staging", "idle_ttl"),
+        ("staging", "idle_warning"),
+        ("staging", "archive_retention"),
+        ("staging", "max_extend"),
     }
 )
 HOSTS = ("github", "gitlab")
@@ -319,6 +416,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
 URL_SCHEMES = ("http", "https")
 PROVISIONERS = ("kubernetes", "command")
+MODES = ("online", "offline")
 
 
 def _kind(annotation: object, duration: bool) -> Kind:
@@ -364,7 +462,8 @@ def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
     except Invalid as exc:
         raise ConfigError(str(exc)) from None
     problems: list[str] = []
-    values = parse.convert_sections(document, SCHEMA, ("repos", "api"), problems)
+    values = parse.convert_sections(document, SCHEMA, ("repos", "api", "mode"), problems)
+    _top_level_mode(document, values, problems)
     repos = _repos(document.get("repos", []), "", problems)
     parse.apply_env(values, SCHEMA, environ, ENV_PREFIX, problems)
     if REPOS_ENV in environ:
@@ -376,6 +475,20 @@ def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
     config = Config(**sections, repos=repos, api=api)
     _raise_if(_validate(config))
     return config
+
+
+def _top_level_mode(document: dict[str, object], values: parse.Values, problems: list[str]) -> None:
+    """`mode = "offline"` before the first table means `[server] mode`; both must agree."""
+    if "mode" not in document:
+        return
+    top = document["mode"]
+    if not isinstance(top, str):
+        problems.append(f"mode: expected a string, got {parse.show(top)}")
+    elif values["server"].setdefault("mode", top) != top:
+        problems.append(
+            f"mode: {parse.show(top)} contradicts server.mode "
+            f"{parse.show(values['server']['mode'])}; set it once"
+        )
 
 
 def _raise_if(problems: list[str]) -> None:
@@ -485,13 +598,15 @@ def _validate(config: Config) -> list[str]:
     staging, log, commands = config.staging, config.log, config.commands
     return (
         _required(config)
-        + (_github_auth(config.github) if uses_github(config) else [])
+        + (_github_auth(config.github) if uses_github(config) and not config.offline else [])
+        + _offline(config)
         + _ranges(config)
         + parse.run_checks(
             [
                 ("staging.base_domain", staging.base_domain or None, parse.check_dns_name),
                 ("staging.url_scheme", staging.url_scheme, partial(_one_of, URL_SCHEMES)),
                 ("staging.provisioner", staging.provisioner, partial(_one_of, PROVISIONERS)),
+                ("server.mode", config.server.mode, partial(_one_of, MODES)),
                 ("staging.image", staging.image, parse.check_image_template),
                 ("redis.url", config.redis.url, parse.check_redis_url),
                 ("github.api_url", config.github.api_url, parse.check_http_url),
@@ -500,12 +615,18 @@ def _validate(config: Config) -> list[str]:
                 ("log.format", log.format, partial(_one_of, LOG_FORMATS)),
                 ("commands.prefix", config.commands.prefix, parse.check_command_prefix),
                 *parse.each("commands.secret_keys", commands.secret_keys, parse.check_env_key),
+                *parse.each("qa.allowed", config.qa.allowed, parse.check_not_blank),
                 *_name_checks("staging", staging),
             ]
         )
         + _contradictions(config)
+        + _gate_problems(config)
         + _sweep(config.sweep)
+        + _state_namespace(config.kubernetes.state_namespace)
+        + _proxy_problems(config)
+        + _idle(config.staging)
         + command_config.problems(config.command, config.staging.provisioner)
+        + access.problems(config.kubernetes.staging_role, config.kubernetes.service_account)
     )
 
 
@@ -538,6 +659,38 @@ def _contradictions(config: Config) -> list[str]:
     return problems
 
 
+def _gate_problems(config: Config) -> list[str]:
+    """Names that say something, and never the bot's own check (it would wait for itself)."""
+    own = {config.github.check_name.casefold(), config.gitlab.status_name.casefold()}
+    scopes = [("staging.wait_for", config.staging.wait_for)]
+    scopes += [
+        (f"repos[{index}].wait_for", repo.wait_for)
+        for index, repo in enumerate(config.repos)
+        if repo.wait_for is not None
+    ]
+    problems: list[str] = []
+    for where, names in scopes:
+        problems += parse.run_checks(parse.each(where, names, parse.check_not_blank))
+        problems += [
+            f"{where}: {parse.show(name)} is the bot's own check; the bot would wait for itself"
+            for name in names
+            if name.casefold() in own
+        ]
+    registry = config.registry
+    if (registry.username or registry.password) and not registry.host:
+        problems.append("registry.host: required when registry.username or password is set")
+    if bool(registry.username) != bool(registry.password) and registry.host:
+        missing = "password" if registry.username else "username"
+        problems.append(f"registry.{missing}: required together with the other credential")
+    return problems
+
+
+def _proxy_problems(config: Config) -> list[str]:
+    from bot import proxy_auth  # it reads ROLES from here: imported once this module is
+
+    return proxy_auth.problems(config.dashboard)
+
+
 def _sweep(sweep: SweepConfig) -> list[str]:
     # At least a minute: arq keeps a cron job's id busy for 60 s after each run anyway.
     if sweep.interval == 0 or (sweep.interval >= 60 and cron_fields(sweep.interval)):
@@ -546,6 +699,28 @@ def _sweep(sweep: SweepConfig) -> list[str]:
         f"sweep.interval: expected 0 (off) or a duration of at least a minute that divides "
         f'an hour or a day, like "1m", "5m", "15m" or "1h"; got {sweep.interval:g} s'
     ]
+
+
+def _state_namespace(name: str) -> list[str]:
+    if not name or _DNS_LABEL.fullmatch(name):
+        return []
+    return [
+        "kubernetes.state_namespace: expected a namespace name (lower-case a-z, 0-9 and -, "
+        f'at most 63 characters), like "stagingbot"; got {name!r}'
+    ]
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _idle(staging: StagingConfig) -> list[str]:
+    """A warning as long as the idle time would come at once after every push."""
+    if staging.idle_ttl > 0 and staging.idle_warning >= staging.idle_ttl:
+        return [
+            f"staging.idle_warning: must be shorter than staging.idle_ttl "
+            f"({staging.idle_ttl:g} s), got {staging.idle_warning:g} s"
+        ]
+    return []
 
 
 def _one_of(options: tuple[str, ...], text: str) -> None:
@@ -570,7 +745,7 @@ def _required(config: Config) -> list[str]:
     }
     if uses_github(config):
         required["github.webhook_secret"] = config.github.webhook_secret
-    if uses_gitlab(config):
+    if uses_gitlab(config) and not config.offline:
         required["gitlab.token"] = config.gitlab.token
         required["gitlab.webhook_secret"] = config.gitlab.webhook_secret
     hint = "set it in the file or as {}"
@@ -578,6 +753,26 @@ def _required(config: Config) -> list[str]:
         f"{key}: required ({hint.format(parse.env_name(ENV_PREFIX, *key.split('.')))})"
         for key, value in required.items()
         if not value
+    ]
+
+
+def _offline(config: Config) -> list[str]:
+    """Offline mode never calls a host: credentials beside it mean a production config that
+    says offline by mistake, which would trust every signed payload. Refuse, don't guess."""
+    if not config.offline:
+        return []
+    github, gitlab = config.github, config.gitlab
+    given = {
+        "github.token": bool(github.token),
+        "github.app_id": github.app_id is not None,
+        "github.private_key_file": bool(github.private_key_file),
+        "gitlab.token": bool(gitlab.token),
+    }
+    return [
+        f'{key}: set, but mode is "offline", which never calls the Git host; remove it, '
+        'or set mode = "online" (the default) to use it'
+        for key, value in given.items()
+        if value
     ]
 
 
@@ -618,6 +813,12 @@ def _ranges(config: Config) -> list[str]:
         "commands.max_value_length": (config.commands.max_value_length, 1, 65536),
         "dashboard.session_max_age": (config.dashboard.session_max_age, 60, float("inf")),
         "metrics.worker_port": (config.metrics.worker_port, 0, 65535),
+        "staging.idle_ttl": (config.staging.idle_ttl, 0, float("inf")),
+        "staging.idle_warning": (config.staging.idle_warning, 0, float("inf")),
+        "staging.archive_retention": (config.staging.archive_retention, 0, float("inf")),
+        "staging.max_extend": (config.staging.max_extend, 60, float("inf")),
+        "staging.max_active": (config.staging.max_active, 0, float("inf")),
+        "staging.max_active_per_repo": (config.staging.max_active_per_repo, 0, float("inf")),
     }
     return [
         f"{key}: expected {f'at least {low:g}' if high == float('inf') else f'{low:g}..{high:g}'}"

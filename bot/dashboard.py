@@ -24,10 +24,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from bot import stagings, tokens
+from bot import commands, proxy_auth, stagings, sweep_summary, tokens
 from bot.config import Config
 from bot.model import Phase
-from bot.steering import ACTIONS, Refused, Steering
+from bot.steering import ACTIONS, NOT_A_DURATION, QA_ACTIONS, Refused, Steering
 from bot.tokens import Caller
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -59,8 +59,25 @@ def middleware(config: Config) -> list[Middleware]:
 
 
 def signed_in(request: Request) -> Caller | None:
+    """The person the authentication proxy names (when the request came through it), else
+    the one this session signed in with a token."""
+    user, role = proxy_identity(request)
+    if user and role:
+        return Caller(user, role, "dashboard", proxied=True)
     session = request.session
     return tokens.from_session(request.app.state.config, session.get("name"), session.get("mark"))
+
+
+def proxy_identity(request: Request) -> tuple[str, str]:
+    """`(user, role)` from the proxy's header, trusted only from a configured proxy address
+    (the connection's own peer, never a forwarded-for header)."""
+    dashboard = request.app.state.config.dashboard
+    if not dashboard.proxy_user_header:
+        return "", ""
+    client = request.scope.get("client")
+    peer = client[0] if client else None
+    values = request.headers.getlist(dashboard.proxy_user_header)
+    return proxy_auth.identify(dashboard, peer, values)
 
 
 def csrf_token(request: Request) -> str:
@@ -85,6 +102,7 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> Resp
     caller = signed_in(request)
     flash = request.session.pop("flash", None)
     base = {"caller": caller, "csrf": csrf_token(request), "flash": flash, "now": time.time()}
+    base["offline"] = request.app.state.config.offline
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
 
@@ -130,6 +148,8 @@ async def index(request: Request) -> Response:
     sort = params.get("sort", "updated") if params.get("sort") in SORTS else "updated"
     try:
         everything = [item for _, item in await stagings.load_all(request.app.state.store)]
+        prefix = config_of(request).redis.key_prefix
+        swept = await sweep_summary.load(request.app.state.redis, prefix)
     except RedisError:
         return refused(request, 503, REDIS_DOWN)
     shown = sorted(
@@ -137,6 +157,7 @@ async def index(request: Request) -> Response:
         key=SORTS[sort],
     )
     archived = [item for item in shown if item["state"] == Phase.ARCHIVED]
+    details = caller.operator or config_of(request).dashboard.show_details
     return page(
         request,
         "list.html",
@@ -152,7 +173,17 @@ async def index(request: Request) -> Response:
         sorts=list(SORTS),
         refresh=REFRESH_SECONDS,
         query=lambda **changes: query(request, **changes),
+        orphans=sweep_summary.orphans(swept),
+        sweep_failed=bool((swept or {}).get("failed")),
+        # Details (namespaces, the hosts' error texts) as for a staging's failure details.
+        sweep_problems=(swept or {}).get("problems") or [] if details else [],
+        show_namespaces=details,
     )
+
+
+def config_of(request: Request) -> Config:
+    config: Config = request.app.state.config
+    return config
 
 
 async def staging(request: Request) -> Response:
@@ -178,14 +209,17 @@ async def staging(request: Request) -> Response:
 
 async def _detail(request: Request, record: Any, caller: Caller) -> Response:
     history = await request.app.state.store.history(record.key)
-    view = stagings.detail(record, history, request.app.state.config, operator=caller.operator)
-    return page(request, "detail.html", staging=view)
+    config: Config = request.app.state.config
+    view = stagings.detail(record, history, config, operator=caller.operator)
+    return page(request, "detail.html", staging=view, secret_keys=config.commands.secret_keys)
 
 
 async def _post(request: Request, record: Any, caller: Caller, tail: str) -> Response:
     form = await checked_form(request)
     if form is None:
         return refused(request, 403, BAD_CSRF)
+    if tail in QA_ACTIONS:
+        return await _sign_off(request, record, caller, tail, form.get("note", ""))
     if not caller.operator:
         return refused(request, 403, f"this needs the operator role; you are a {caller.role}")
     state = request.app.state
@@ -195,12 +229,16 @@ async def _post(request: Request, record: Any, caller: Caller, tail: str) -> Res
         if tail in ACTIONS:
             if tail == "destroy" and form.get("confirm") != "yes":
                 raise Refused(400, DESTROY_UNCONFIRMED)
-            await steering.act(record.key, tail, caller)
+            duration = extend_for(form) if tail == "extend" else None
+            decision = await steering.act(record.key, tail, caller, duration=duration)
             message = f"{tail}: accepted, the staging is being updated"
+            if tail == "extend":
+                message = f"{tail}: {decision.result}"
         elif tail == "overrides":
             key = form.get("key", "").strip()
             await steering.override(record.key, key, form.get("value", ""), caller)
-            message = f"{key} set: the staging restarts with it"
+            secret = key in state.config.commands.secret_keys
+            message = f"{key} set{' (secret)' if secret else ''}: the staging restarts with it"
         elif tail == "overrides/delete":
             key = form.get("key", "")
             await steering.override(record.key, key, None, caller)
@@ -215,11 +253,47 @@ async def _post(request: Request, record: Any, caller: Caller, tail: str) -> Res
     return RedirectResponse(link(ref), status_code=303)
 
 
+async def _sign_off(
+    request: Request, record: Any, caller: Caller, action: str, note: str
+) -> Response:
+    """QA's sign-off: the qa and operator roles (viewers are shown no buttons)."""
+    if not caller.may(tokens.QA):
+        return refused(request, 403, f"this needs the qa or operator role; you are a {caller.role}")
+    state = request.app.state
+    steering = Steering(state.store, state.redis, state.config)
+    try:
+        await steering.sign_off(record.key, action, note, caller)
+    except Refused as exc:
+        request.session["flash"] = {"text": f"{action}: {exc.reason}", "error": True}
+    else:
+        text = f"{action}: recorded; staging/qa on the head commit follows in a moment"
+        request.session["flash"] = {"text": text, "error": False}
+    return RedirectResponse(link(str(stagings.ref_of(record))), status_code=303)
+
+
+def extend_for(form: dict[str, str]) -> float | None:
+    """The extend form's optional duration (`2d`, `12h`); None when left empty."""
+    text = form.get("duration", "").strip()
+    if not text:
+        return None
+    seconds = commands.parse_duration(text)
+    if seconds is None:
+        raise Refused(422, NOT_A_DURATION)
+    return seconds
+
+
 async def login(request: Request) -> Response:
     config: Config = request.app.state.config
     target = _safe_next(request.query_params.get("next", "/"))
     if request.method == "GET":
-        return page(request, "login.html", next=target, configured=bool(config.api.tokens))
+        user, _ = proxy_identity(request)  # signed in by the proxy, but given no role here
+        return page(
+            request,
+            "login.html",
+            next=target,
+            configured=bool(config.api.tokens),
+            proxy_user=user,
+        )
     form = await checked_form(request)
     if form is None:
         return refused(request, 403, BAD_CSRF)

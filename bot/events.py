@@ -49,12 +49,25 @@ class Event:
 
 
 @dataclass(frozen=True)
+class BuildSignal:
+    """A build finished on a commit (check run, check suite, status, workflow run, pipeline):
+    the stagings waiting for that commit's build look again (`bot.build_intake`)."""
+
+    repo: RepoRef
+    sha: str
+    event: str  # e.g. "check_run.completed", "status", "pipeline", for logs and history
+    names: tuple[str, ...] = ()  # check run / status context / job names; () = any build
+    numbers: tuple[int, ...] = ()  # requests of the same repository the payload names
+
+
+@dataclass(frozen=True)
 class Delivery:
     """A parsed delivery: a ping, events to act on, or the reason it is ignored."""
 
     events: tuple[Event, ...] = ()
     ignored: str = ""
     ping: bool = False
+    builds: tuple[BuildSignal, ...] = ()
 
 
 class MalformedPayload(ValueError):

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from bot import logs
 from bot.errors import TemporaryError
-from bot.hosts import github_sansio, gitlab_sansio
+from bot.hosts import build_sansio, github_sansio, gitlab_sansio
 
 REGISTRY = CollectorRegistry()
 """This process's metrics. `stagingbot run` shares it between web and worker."""
@@ -66,12 +66,36 @@ API_ERRORS = Counter(
     ["api", "kind"],
     registry=REGISTRY,
 )
+SWEEPS = Counter(
+    "stagingbot_sweeps",
+    "Sweeps by outcome: ok, or failed (the cluster, a repository's list, the kept decisions "
+    "or the workloads' health could not be read; nothing was changed on that account)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SWEEP_LISTS = Counter(
+    "stagingbot_sweep_lists",
+    "Open-request lists the sweep read, by host and result: read, not_modified (every page "
+    "answered 304 to its ETag: no rate limit spent), failed",
+    ["host", "result"],
+    registry=REGISTRY,
+)
 
 APIS = ("github", "gitlab", "kubernetes")
 OTHER = "other"  # an event name the bot does not know: never the header's own text
 
-GITHUB_EVENTS = frozenset({"ping", "pull_request", "issue_comment", *github_sansio.IGNORED_EVENTS})
-GITLAB_EVENTS = frozenset({"Merge Request Hook", "Note Hook", *gitlab_sansio.IGNORED_HOOKS})
+GITHUB_EVENTS = frozenset(
+    {
+        "ping",
+        "pull_request",
+        "issue_comment",
+        *github_sansio.IGNORED_EVENTS,
+        *build_sansio.GITHUB_EVENTS,
+    }
+)
+GITLAB_EVENTS = frozenset(
+    {"Merge Request Hook", "Note Hook", "Pipeline Hook", *gitlab_sansio.IGNORED_HOOKS}
+)
 # GitHub's delivery GUID; GitLab's idempotency key (GitLab >= 17.4), else its event UUID.
 DELIVERY_HEADERS = {
     "github": ("x-github-delivery",),
@@ -166,6 +190,14 @@ def observe_latency(function: str, ctx: Mapping[str, Any]) -> None:
     score = ctx.get("score")
     if isinstance(score, int | float) and score > 0:
         JOB_LATENCY.labels(function).observe(max(0.0, time.time() - score / 1000))
+
+
+def sweep_done(failed: bool) -> None:
+    SWEEPS.labels("failed" if failed else "ok").inc()
+
+
+def sweep_list(host: str, result: str) -> None:
+    SWEEP_LISTS.labels(host if host in APIS else OTHER, result).inc()
 
 
 def api_call(api: str) -> None:

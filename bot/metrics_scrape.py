@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bot import metrics, queue
+from bot import metrics, queue, sweep_summary
 from bot.config import Config
 from bot.model import Phase
 
@@ -41,6 +41,8 @@ class Snapshot:
     running: int = 0
     deferred: int = 0  # due later (a rollout check, a backoff)
     oldest_waiting: float = 0.0  # seconds the longest-waiting due job has waited
+    orphans: int = 0  # orphan stagings the last sweep found (bot.sweep_summary)
+    sweep_failed: bool = False  # the last sweep could not read something
 
 
 async def read_snapshot(redis: Redis, prefix: str, now: float) -> Snapshot:
@@ -59,7 +61,10 @@ async def read_snapshot(redis: Redis, prefix: str, now: float) -> Snapshot:
     running = sum(1 for found in started if found)
     waiting_scores = [score for (_, score), found in zip(due, started, strict=True) if not found]
     oldest = max(0.0, now - min(waiting_scores) / 1000) if waiting_scores else 0.0
+    summary = await sweep_summary.load(redis, prefix)
     return Snapshot(
+        orphans=sum(1 for item in sweep_summary.orphans(summary) if not item.get("deleted")),
+        sweep_failed=bool((summary or {}).get("failed")),
         taken=now,
         stagings=stagings,
         records=records,
@@ -120,6 +125,20 @@ def exposition(snapshot: Snapshot) -> bytes:
         registry=registry,
     )
     oldest.set(snapshot.oldest_waiting)
+    orphans = Gauge(
+        "stagingbot_orphan_stagings",
+        "Staging namespaces of repositories the bot does not serve any more, as the last "
+        "sweep found them (kept unless sweep.delete_orphans)",
+        registry=registry,
+    )
+    orphans.set(snapshot.orphans)
+    failed = Gauge(
+        "stagingbot_sweep_last_failed",
+        "1 when the last sweep could not read the cluster, a repository, the kept decisions "
+        "or the stagings' health (it changed nothing on that account)",
+        registry=registry,
+    )
+    failed.set(1 if snapshot.sweep_failed else 0)
     return generate_latest(registry)
 
 

@@ -58,6 +58,11 @@ class Phase(enum.StrEnum):
 
     PENDING = "pending"
     AWAITING_APPROVAL = "awaiting approval"  # a fork's request: nothing runs until approved
+    # The head's build (staging.wait_for / wait_for_image) is not ready: the previous
+    # commit's staging, if any, keeps running meanwhile.
+    WAITING_FOR_BUILD = "waiting for build"
+    BUILD_FAILED = "build failed"  # the head's build failed: the previous commit keeps running
+    QUEUED = "queued"  # beyond staging.max_active(_per_repo): deployed when a slot frees
     DEPLOYING = "deploying"
     RUNNING = "running"
     FAILED = "failed"
@@ -89,6 +94,10 @@ class Target:
     redeploy_token: str = ""  # changes the pod-template annotation to force a rollout
     # `/staging set KEY=VALUE` environment variables, sorted by key; public, any text.
     overrides: tuple[tuple[str, str], ...] = ()
+    # Secret overrides (set through the API, dashboard or CLI), opened from their sealed form
+    # by the worker: a Kubernetes Secret, or the programs' environment; never shown.
+    secret_overrides: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    secret_checksum: str = ""  # a keyed digest of them (bot.sealed.checksum), "" for none
     # Applied before and not torn down since: the `command` provisioner runs `update`, not `create`.
     built: bool = False
 
@@ -109,6 +118,8 @@ class ClusterStaging:
     terminating: bool = False
     archived: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # as applied, KEY -> value
+    # The secret ones, from the staging's Secret: sealed again when a record is rebuilt.
+    secret_overrides: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,3 +157,23 @@ class DeployState(enum.StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
     INACTIVE = "inactive"
+
+
+@dataclass(frozen=True)
+class BuildCheck:
+    """One check run, commit status or pipeline job on a commit, as the build gate reads it."""
+
+    name: str
+    state: str  # "pending", "success" or "failure" (bot.build_gate maps each host's words)
+    detail: str = ""  # the host's own word, e.g. "timed_out", "canceled"
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a host says about a commit's builds: its checks, and whether more can come."""
+
+    checks: tuple[BuildCheck, ...] = ()
+    # Set when nothing more will run (a GitLab pipeline that finished), e.g. "pipeline #31
+    # finished: failed": a name still missing then will never appear.
+    finished: str = ""

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.config import ROLES
-from bot.steering import ACTIONS
+from bot.stagings import SUMMARY_FIELDS
+from bot.steering import ACTIONS, QA_ACTIONS
 
 STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -58,6 +59,8 @@ SUMMARY = {
             "enum": [
                 "pending",
                 "awaiting approval",
+                "waiting for build",
+                "build failed",
                 "deploying",
                 "running",
                 "failed",
@@ -74,20 +77,7 @@ SUMMARY = {
         "author": STRING,
         "updated_at": {"type": ["number", "null"], "description": "unix seconds"},
     },
-    "required": [
-        "ref",
-        "host",
-        "repo",
-        "number",
-        "state",
-        "url",
-        "pr_url",
-        "sha",
-        "branch",
-        "title",
-        "author",
-        "updated_at",
-    ],
+    "required": list(SUMMARY_FIELDS),
 }
 
 DETAIL = {
@@ -104,7 +94,7 @@ DETAIL = {
                 "overrides": {
                     "type": "object",
                     "additionalProperties": STRING,
-                    "description": "KEY -> value; secret values shown as ••••••",
+                    "description": "KEY -> value; secret values shown as **********",
                 },
                 "secret_overrides": {"type": "array", "items": STRING},
                 "history": {"type": "array", "items": _ref("HistoryEntry")},
@@ -113,9 +103,39 @@ DETAIL = {
                     "description": "null for non-operators when dashboard.show_details is false",
                 },
                 "head_sha": NULLABLE_STRING,
+                "idle_until": {
+                    "type": ["number", "null"],
+                    "description": "unix seconds when it is archived as idle (staging.idle_ttl); "
+                    "null when it does not run or idle sleep is off",
+                },
+                "removed_at": {
+                    "type": ["number", "null"],
+                    "description": "archived: unix seconds when retention removes it",
+                },
+                "queue_position": {
+                    "type": ["integer", "null"],
+                    "description": "queued: its 1-based place in the queue for a slot",
+                },
                 "fork": {"type": "boolean"},
                 "archived": {"type": "boolean"},
                 "exists": {"type": "boolean"},
+                "links": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": STRING, "url": STRING},
+                    },
+                    "description": "extra links from the command provisioner's `info` step",
+                },
+                "offline": {
+                    "type": ["object", "null"],
+                    "description": "offline mode only: the checks, deployment, sticky "
+                    "comment and replies that were not sent to the Git host",
+                },
+                "qa": {
+                    "description": "QA's last sign-off, null before there is one",
+                    "oneOf": [{"type": "null"}, _ref("QaSignOff")],
+                },
             },
             "required": ["reason", "overrides", "history", "namespace"],
         },
@@ -135,6 +155,52 @@ HISTORY_ENTRY = {
         "reason": STRING,
     },
 }
+
+QA_SIGN_OFF = {
+    "type": "object",
+    "properties": {
+        "verdict": {"enum": ["passed", "failed"]},
+        "sha": {**STRING, "description": "the commit QA signed off"},
+        "by": STRING,
+        "note": STRING,
+        "at": {"type": ["number", "null"], "description": "unix seconds"},
+        "current": {
+            "type": "boolean",
+            "description": "about the head: false once new commits came (staging/qa pending)",
+        },
+    },
+}
+
+
+def _qa_operation(action: str) -> dict[str, Any]:
+    verdict = "passed" if action == "qa-pass" else "failed"
+    note = "what QA says; required for qa-fail (the reason)"
+    return {
+        "post": {
+            "summary": f"QA {verdict} the staging at its head commit (qa, operator)",
+            "description": "Sets the `staging/qa` check run (GitHub) or commit status (GitLab) "
+            "on the head commit, which the staging must run; a push resets it to pending.",
+            "parameters": [_REF_PARAM],
+            "requestBody": {
+                "required": action == "qa-fail",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "note": {**STRING, "maxLength": 500, "description": note}
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "202": _json(_ref("Accepted"), "stored and queued"),
+                **_errors(400, 401, 403, 404, 409, 413, 422, 503),
+            },
+        }
+    }
+
 
 _ROLES = ", ".join(ROLES)
 
@@ -189,8 +255,8 @@ SPEC: dict[str, Any] = {
         "/api/stagings/{ref}/{action}": {
             "post": {
                 "summary": "Act on a staging (operator)",
-                "description": "deploy on a fork approves its head; `extend` answers 501 "
-                "until idle sleep exists",
+                "description": "deploy on a fork approves its head; extend keeps the staging "
+                "from idle sleep (archived: from removal) for `duration`, answering `until`",
                 "parameters": [
                     _REF_PARAM,
                     {
@@ -210,8 +276,16 @@ SPEC: dict[str, Any] = {
                                     "sha": {
                                         "type": "string",
                                         "pattern": "^[0-9a-f]{40}$",
-                                        "description": "deploy only: must be the head",
-                                    }
+                                        "description": "deploy only: the head, built: "
+                                        "deploy it now without waiting for "
+                                        "staging.wait_for (never an unapproved fork commit)",
+                                    },
+                                    "duration": {
+                                        "type": "string",
+                                        "pattern": "^[0-9]{1,6}[mhdwMHDW]$",
+                                        "description": "extend only: e.g. 12h or 2d; default "
+                                        "staging.idle_ttl, at most staging.max_extend",
+                                    },
                                 },
                             }
                         }
@@ -223,6 +297,7 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        **{f"/api/stagings/{{ref}}/{action}": _qa_operation(action) for action in QA_ACTIONS},
         "/api/stagings/{ref}/overrides/{key}": {
             "parameters": [
                 _REF_PARAM,
@@ -235,13 +310,18 @@ SPEC: dict[str, Any] = {
             ],
             "put": {
                 "summary": "Set an environment override (operator)",
+                "description": (
+                    "A key in commands.secret_keys is kept sealed, applied through the "
+                    "staging's Secret and shown as **********. With `secret: true` a key that "
+                    "is not a secret key is refused (422) instead of kept in the clear."
+                ),
                 "requestBody": {
                     "required": True,
                     "content": {
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "properties": {"value": STRING},
+                                "properties": {"value": STRING, "secret": {"type": "boolean"}},
                                 "required": ["value"],
                             }
                         }
@@ -255,11 +335,11 @@ SPEC: dict[str, Any] = {
                         },
                         "stored and queued; the value is never echoed",
                     ),
-                    **_errors(400, 401, 403, 404, 409, 413, 422, 501, 503),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 503),
                 },
             },
             "delete": {
-                "summary": "Remove an override (operator)",
+                "summary": "Remove an override, a secret one too (operator)",
                 "responses": {
                     "204": {"description": "removed and queued"},
                     **_errors(401, 403, 404, 422, 503),
@@ -296,12 +376,17 @@ SPEC: dict[str, Any] = {
             "Summary": SUMMARY,
             "Detail": DETAIL,
             "HistoryEntry": HISTORY_ENTRY,
+            "QaSignOff": QA_SIGN_OFF,
             "Accepted": {
                 "type": "object",
                 "properties": {
                     "ref": STRING,
-                    "action": {"enum": list(ACTIONS)},
+                    "action": {"enum": [*ACTIONS, *QA_ACTIONS]},
                     "accepted": {"const": True},
+                    "until": {
+                        "type": "number",
+                        "description": "extend only: unix seconds before which it is kept",
+                    },
                 },
             },
         },

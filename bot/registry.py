@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import httpx
 
-from bot.config import Secret
+from bot.config import RegistryConfig, Secret
 from bot.errors import PermanentError, TemporaryError, classify_http
 
 MANIFEST_TYPES = (
@@ -40,9 +40,8 @@ class ImageRef:
     repository: str  # e.g. "acme/shop", "library/redis"
     reference: str  # a tag or a digest
 
-    @property
-    def manifest_url(self) -> str:
-        return f"https://{self.registry}/v2/{self.repository}/manifests/{self.reference}"
+    def manifest_url(self, scheme: str = "https") -> str:
+        return f"{scheme}://{self.registry}/v2/{self.repository}/manifests/{self.reference}"
 
 
 def parse_image(image: str) -> ImageRef:
@@ -83,11 +82,24 @@ class Registry:
         client: httpx.AsyncClient,
         credentials: Mapping[str, tuple[str, Secret]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        plain_http: Iterable[str] = (),
     ) -> None:
         self._client = client
         self._credentials = dict(credentials or {})  # registry host -> (username, password)
+        self._plain_http = frozenset(plain_http)  # hosts spoken to without TLS
         self._clock = clock
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}  # (registry, scope)
+
+    @classmethod
+    def from_config(cls, config: RegistryConfig) -> Registry:
+        """One client for the worker, with the configured credentials (if any)."""
+        credentials = {config.host: (config.username, config.password)} if config.host else {}
+        # Redirects: registries send blob and manifest reads to storage; a HEAD may follow.
+        client = httpx.AsyncClient(timeout=15.0, follow_redirects=True)
+        return cls(client, credentials, plain_http=config.plain_http)
+
+    async def close(self) -> None:
+        await self._client.aclose()
 
     async def exists(self, image: str) -> bool:
         """True when the manifest is there, False when the registry says it is not."""
@@ -115,7 +127,8 @@ class Registry:
         headers = {"Accept": ", ".join(MANIFEST_TYPES)}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return await self._send("HEAD", ref.manifest_url, ref.registry, headers=headers)
+        scheme = "http" if ref.registry in self._plain_http else "https"
+        return await self._send("HEAD", ref.manifest_url(scheme), ref.registry, headers=headers)
 
     async def _token(self, registry: str, challenge: Mapping[str, str], scope: str) -> str:
         params = {"scope": challenge.get("scope") or scope}

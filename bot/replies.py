@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bot import commands
+from bot import commands, config
 from bot.hosts.base import STICKY_MARKER
 from bot.report import short, timestamp
 
 REPLY_MARKER = "<!-- stagingbot:reply -->"
-MASK = "••••••"
+MASK = config.MASK  # "**********", as everywhere a secret is hidden
 
 WRITE_ACCESS = {
     "github": "write access to the repository (the Write, Maintain or Admin role)",

@@ -14,6 +14,9 @@ HEADLINES = {
     Phase.AWAITING_APPROVAL: (
         "🔒 This {request} comes from a fork: its staging waits for a maintainer's approval."
     ),
+    Phase.WAITING_FOR_BUILD: "🏗️ Waiting for the build before deploying.",
+    Phase.BUILD_FAILED: "🧱 The build failed: this commit is not deployed.",
+    Phase.QUEUED: "⏳ The staging is queued: every slot for a staging is taken.",
     Phase.DEPLOYING: "🚀 The staging is being deployed.",
     Phase.RUNNING: "✅ The staging is running.",
     Phase.FAILED: "❌ The staging failed to deploy.",
@@ -25,6 +28,9 @@ HEADLINES = {
 CHECK_TITLES = {
     Phase.PENDING: "Creating the staging",
     Phase.AWAITING_APPROVAL: "Waiting for a maintainer's approval",
+    Phase.WAITING_FOR_BUILD: "Waiting for the build",
+    Phase.BUILD_FAILED: "Build failed",
+    Phase.QUEUED: "Queued for a free slot",
     Phase.DEPLOYING: "Deploying the staging",
     Phase.RUNNING: "Staging is running",
     Phase.FAILED: "Staging failed",
@@ -36,6 +42,9 @@ CHECK_TITLES = {
 CHECK_STATES = {
     Phase.PENDING: CheckState.IN_PROGRESS,
     Phase.AWAITING_APPROVAL: CheckState.IN_PROGRESS,
+    Phase.WAITING_FOR_BUILD: CheckState.IN_PROGRESS,
+    Phase.BUILD_FAILED: CheckState.FAILURE,
+    Phase.QUEUED: CheckState.IN_PROGRESS,
     Phase.DEPLOYING: CheckState.IN_PROGRESS,
     Phase.RUNNING: CheckState.SUCCESS,
     Phase.FAILED: CheckState.FAILURE,
@@ -55,7 +64,11 @@ AWAITING_APPROVAL_NOTE = (
     "`{prefix} deploy` after reviewing it."
 )
 # Where the sticky comment shows something, and where not: nothing runs, no link.
-NO_STAGING = (Phase.AWAITING_APPROVAL, Phase.ARCHIVED, Phase.GONE)
+NO_STAGING = (Phase.AWAITING_APPROVAL, Phase.QUEUED, Phase.ARCHIVED, Phase.GONE)
+# The head is not deployed (yet): the note says what still runs, if anything.
+NOT_BUILT = (Phase.WAITING_FOR_BUILD, Phase.BUILD_FAILED)
+# The check title is the reason itself, e.g. "waiting for `build` on abc1234".
+TITLED_BY_REASON = (Phase.FAILED, *NOT_BUILT)
 
 FOOTER = (
     "<sub>Managed by stagingbot. This comment is edited in place as the staging changes. "
@@ -76,6 +89,7 @@ class View:
     note: str = ""  # e.g. a fork's push waiting for approval
     overrides: tuple[tuple[str, str], ...] = ()  # as shown: secret values already masked
     host: str = "github"
+    links: tuple[tuple[str, str], ...] = ()  # (name, url): a provisioner's extra links
 
     @property
     def headline(self) -> str:
@@ -93,10 +107,12 @@ def timestamp(at: float) -> str:
 def comment(view: View, prefix: str = "/staging") -> str:
     """The sticky comment body, with the hidden marker the bot finds it by."""
     rows = [("Status", f"**{view.phase.value}**")]
-    if view.phase not in NO_STAGING and view.url:
+    if view.phase not in NO_STAGING + NOT_BUILT and view.url:
         rows.append(("URL", f"[{view.url}]({view.url})"))
     rows.append(("Commit", f"`{short(view.sha)}`" if view.sha else "—"))
-    if view.namespace and view.phase not in NO_STAGING:
+    if view.links and view.phase not in NO_STAGING:
+        rows.append(("Links", " · ".join(markdown_link(name, url) for name, url in view.links)))
+    if view.namespace and view.phase not in NO_STAGING + NOT_BUILT:
         rows.append(("Namespace", f"`{view.namespace}`"))
     rows.append(("Updated", timestamp(view.at)))
     lines = [STICKY_MARKER, f"### {view.headline}", "", "| | |", "|---|---|"]
@@ -118,14 +134,23 @@ def comment(view: View, prefix: str = "/staging") -> str:
 def check(view: View) -> CheckReport:
     """The check run / commit status for the staging's commit."""
     summary = f"{view.headline}\n\nCommit `{short(view.sha)}`."
-    if view.phase not in NO_STAGING and view.url:
+    if view.phase not in NO_STAGING + NOT_BUILT and view.url:
         summary += f" URL: {view.url}"
     if view.reason:
         summary += f"\n\n**Why:** {_one_paragraph(view.reason)}"
     title = CHECK_TITLES[view.phase]
-    if view.reason and view.phase is Phase.FAILED:
-        title = f"{title}: {_one_paragraph(view.reason)}"[:120]
+    if view.reason and view.phase in TITLED_BY_REASON:
+        reason = _one_paragraph(view.reason)
+        own = reason[0].upper() + reason[1:]  # e.g. "Waiting for `build` on abc1234"
+        title = (own if view.phase in NOT_BUILT else f"{title}: {reason}")[:120]
     return CheckReport(CHECK_STATES[view.phase], title, summary, view.url)
+
+
+def markdown_link(name: str, url: str) -> str:
+    """`[name](url)` that a control script's text cannot break out of (a table cell, a link)."""
+    label = "".join(char for char in name if char.isalnum() or char in " -_.")
+    target = "".join(f"%{ord(char):02X}" if char in '|()<>"`[] \\' else char for char in url)
+    return f"[{label.strip() or 'link'}]({target})"
 
 
 def _one_paragraph(text: str) -> str:

@@ -68,6 +68,8 @@ def _reachable(url: str) -> str:
 
 async def check_hosts(config: Config) -> None:
     """Say at start-up which Git host cannot be reached (the bot still runs and retries)."""
+    if config.offline:
+        return  # no host is called
     hosts = []
     if uses_github(config):
         hosts.append(("GitHub API", config.github.api_url, "github.api_url for GitHub Enterprise"))
@@ -86,8 +88,26 @@ async def check_hosts(config: Config) -> None:
             )
 
 
+def web_server_config(config: Config) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(config),
+        host=config.server.host,
+        port=config.server.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # The peer address stays the connection's: dashboard.proxy_addresses is checked
+        # against it, and X-Forwarded-For (anyone can send one) must never replace it.
+        proxy_headers=False,
+    )
+
+
 async def serve(config: Config, *, web: bool, worker: bool) -> int:
     logs.setup(config.log.level, config.log.format)
+    if config.offline:
+        from bot.hosts.offline import STARTUP
+
+        log.warning(STARTUP)
     if not await check_redis(config):
         return 1
     stop_metrics = None
@@ -103,15 +123,7 @@ async def serve(config: Config, *, web: bool, worker: bool) -> int:
     tasks: list[asyncio.Task[None]] = []
     server: uvicorn.Server | None = None
     if web:
-        uv = uvicorn.Config(
-            create_app(config),
-            host=config.server.host,
-            port=config.server.port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
-        server = _Server(uv)
+        server = _Server(web_server_config(config))
         tasks.append(asyncio.create_task(server.serve()))
         log.info(
             "webhook receiver on http://%s:%d/webhooks/github and /webhooks/gitlab",

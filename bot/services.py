@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from bot.config import Config
 from bot.hosts.base import GitHost
 from bot.provision.base import Provisioner
+from bot.registry import Registry
 from bot.store import Store
 
 
@@ -22,3 +23,5 @@ class Services:
     hosts: Mapping[str, GitHost]
     provisioner: Provisioner
     clock: Callable[[], float] = field(default=time.time)
+    # Asks registries whether an image exists (`staging.wait_for_image`); built on first use.
+    registry: Registry | None = None

@@ -7,15 +7,17 @@ only operators see namespaces and failure details.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot import replies
+from bot import lifecycle
 from bot.config import Config
+from bot.hosts import offline
 from bot.model import Phase, StagingKey
-from bot.store import StagingRecord, Store
+from bot.store import StagingRecord, Store, stored_links
 from handlers import actions, plan
 
 SEPARATORS = {"github": "#", "gitlab": "!"}
@@ -99,19 +101,41 @@ def detail(
 ) -> dict[str, Any]:
     """Everything about one staging a caller may see; secret override values masked."""
     shown = operator or config.dashboard.show_details
-    values = plan.overrides(record.fields)
-    secret = set(config.commands.secret_keys)
+    shown_overrides = plan.shown_overrides(record.fields, config.commands.secret_keys)
+    secret = set(config.commands.secret_keys) | set(plan.secret_overrides(record.fields))
     return {
         **summary(record, history[0] if history else None),
         "reason": (record.get("reason") or None) if shown else None,
-        "overrides": dict(replies.masked(values, secret)),
-        "secret_overrides": sorted(key for key in values if key in secret),
+        "overrides": dict(shown_overrides),
+        "secret_overrides": sorted(key for key, _ in shown_overrides if key in secret),
         "history": [dict(entry) if shown else _without_details(entry) for entry in history],
         "namespace": (record.get("namespace") or None) if shown else None,
         "head_sha": record.get("desired_sha") or None,
         "fork": record.get("fork") == "1",
         "archived": actions.is_archived(record.fields),
         "exists": actions.has_staging(record.fields),
+        "qa": actions.qa_view(record.fields),  # QA's sign-off, None before there is one
+        "links": [{"name": name, "url": url} for name, url in stored_links(record)],
+        # What would be on the request; the comment may say why a staging failed: details.
+        "offline": offline_reports(record) if config.offline and shown else None,
+        **lifecycle.timers_view(record.fields, config.staging),
+    }
+
+
+def offline_reports(record: StagingRecord) -> dict[str, Any]:
+    """Offline mode: what would have been written on the request (bot/hosts/offline.py)."""
+
+    def parsed(name: str) -> Any:
+        try:
+            return json.loads(record.get(name)) if record.get(name) else None
+        except ValueError:
+            return None
+
+    return {
+        "checks": parsed(offline.CHECKS) or {},
+        "deployment": parsed(offline.DEPLOYMENT),
+        "comment": record.get(offline.COMMENT) or None,
+        "replies": parsed(offline.REPLIES) or [],
     }
 
 

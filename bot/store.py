@@ -71,6 +71,80 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 """
 
+# Quotas (staging.max_active, max_active_per_repo): `<p>:slots` is a hash of the stagings
+# holding a slot (key -> when claimed), `<p>:waiting` a sorted set of those queued for one
+# (score: when queued). Claiming and freeing are each one script, so two workers freeing
+# and claiming at once never hand out a slot twice. First come, first served: a slot goes
+# to the oldest waiting staging that fits, each repository within its own quota.
+# KEYS = [slots, waiting]; ARGV = [key, force ("1": it runs already, just count it),
+# max total, max per repository (0: no limit), now]. Returns 0 (holds a slot) or the
+# 1-based position in the queue.
+_CLAIM = """
+local key, force = ARGV[1], ARGV[2] == '1'
+local most, most_per_repo, now = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local function repo(k) return string.match(k, '^(.*):[^:]*$') end
+if redis.call('HEXISTS', KEYS[1], key) == 1 or force then
+  redis.call('HSETNX', KEYS[1], key, now)
+  redis.call('ZREM', KEYS[2], key)
+  return 0
+end
+redis.call('ZADD', KEYS[2], 'NX', now, key)
+local total, per_repo = 0, {}
+for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do
+  total = total + 1
+  per_repo[repo(k)] = (per_repo[repo(k)] or 0) + 1
+end
+local position = 0
+for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local r = repo(k)
+  local fits = (most == 0 or total < most)
+    and (most_per_repo == 0 or (per_repo[r] or 0) < most_per_repo)
+  position = position + 1
+  if k == key then
+    if not fits then
+      return position
+    end
+    redis.call('HSET', KEYS[1], key, now)
+    redis.call('ZREM', KEYS[2], key)
+    return 0
+  end
+  if fits then  -- kept for that older one, which its own job claims
+    total = total + 1
+    per_repo[r] = (per_repo[r] or 0) + 1
+  end
+end
+return position
+"""
+
+# Free the slot of a staging archived, removed or closed (or take it out of the queue).
+# KEYS = [slots, waiting]; ARGV = [key]. Returns the waiting stagings, oldest first, when
+# something was freed (their places changed, the first may now fit), else nothing.
+_RELEASE = """
+local freed = redis.call('HDEL', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[2], ARGV[1])
+if freed == 0 then
+  return {}
+end
+return redis.call('ZRANGE', KEYS[2], 0, -1)
+"""
+
+# Bump the generation of records that exist (never create one). KEYS = the hashes.
+_NUDGE = """
+for _, name in ipairs(KEYS) do
+  if redis.call('EXISTS', name) == 1 then
+    redis.call('HINCRBY', name, 'generation', 1)
+  end
+end
+return 1
+"""
+
+# Delete a field only while it holds the value read. KEYS = [hash]; ARGV = [field, value].
+_CLEAR_IF = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class Update:
@@ -108,6 +182,10 @@ class Store:
         self.prefix = prefix
         self._record = redis.register_script(_RECORD_DELIVERY)
         self._create = redis.register_script(_CREATE)
+        self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
+        self._nudge = redis.register_script(_NUDGE)
+        self._clear_if = redis.register_script(_CLEAR_IF)
 
     def _staging(self, key: StagingKey) -> str:
         return f"{self.prefix}:staging:{key}"
@@ -265,6 +343,75 @@ class Store:
             StagingKey.parse(_text(k)) for k in await _done(self.redis.smembers(self._index))
         )
 
+    # --- slots for the quotas (see _CLAIM) ---
+
+    @property
+    def _slots(self) -> list[str]:
+        return [f"{self.prefix}:slots", f"{self.prefix}:waiting"]
+
+    async def claim(
+        self, key: StagingKey, *, runs: bool, most: int, most_per_repo: int, now: float
+    ) -> int:
+        """Take a slot for `key` (one it `runs` already is only counted): 0 when it holds
+        one, else its 1-based position in the queue, which it joins if it was not in it."""
+        args = [str(key), "1" if runs else "0", str(most), str(most_per_repo), f"{now:.3f}"]
+        return int(await self._claim(keys=self._slots, args=args))
+
+    async def release(self, key: StagingKey) -> list[StagingKey]:
+        """Free `key`'s slot or leave the queue; the stagings still waiting when it did."""
+        waiting = await self._release(keys=self._slots, args=[str(key)])
+        return [StagingKey.parse(_text(item)) for item in waiting]
+
+    async def slots(self) -> tuple[dict[StagingKey, float], dict[StagingKey, float]]:
+        """Who holds a slot, since when (0: counted by the sweep), and who waits since when
+        (oldest first)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._slots[0])
+            pipe.zrange(self._slots[1], 0, -1, withscores=True)
+            held, waiting = await pipe.execute()
+        holders = {StagingKey.parse(_text(k)): float(_text(v)) for k, v in held.items()}
+        return holders, {StagingKey.parse(_text(k)): float(score) for k, score in waiting}
+
+    async def resync_slots(
+        self,
+        holders: Iterable[StagingKey],
+        stale: Iterable[StagingKey],
+        leave_queue: Iterable[StagingKey],
+        expected: Mapping[StagingKey, float],
+    ) -> bool:
+        """Count `holders` as holding a slot, and free `stale` ones and take `leave_queue`
+        out of the queue, only if no one claimed or freed a slot since `expected` was read
+        (then False: the next sweep tries again)."""
+        slots, waiting = self._slots
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(slots, waiting)
+                now = await _done(pipe.hgetall(slots))
+                if {StagingKey.parse(_text(k)) for k in now} != set(expected):
+                    return False
+                pipe.multi()  # type: ignore[no-untyped-call]
+                for key in holders:
+                    pipe.hsetnx(slots, str(key), "0")
+                for key in stale:
+                    pipe.hdel(slots, str(key))
+                for key in leave_queue:
+                    pipe.zrem(waiting, str(key))
+                await pipe.execute()
+            except WatchError:
+                return False
+        return True
+
+    async def nudge(self, keys: Iterable[StagingKey]) -> None:
+        """Bump the generation of these stagings (their record must exist), so a job that
+        is running now goes round again instead of missing the change."""
+        names = [self._staging(key) for key in keys]
+        if names:
+            await self._nudge(keys=names, args=[])
+
+    async def clear_if(self, key: StagingKey, name: str, value: str) -> bool:
+        """Delete the field `name` if it still holds `value` (written again meanwhile: kept)."""
+        return bool(await self._clear_if(keys=[self._staging(key)], args=[name, value]))
+
 
 def _valid_text(fields: Mapping[str, str]) -> dict[str, str]:
     """Text from a payload may hold lone UTF-16 surrogates (valid JSON, invalid UTF-8), which
@@ -274,3 +421,20 @@ def _valid_text(fields: Mapping[str, str]) -> dict[str, str]:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def stored_links(record: StagingRecord) -> tuple[tuple[str, str], ...]:
+    """The extra links a provisioner found (`links`: JSON `[{"name", "url"}]`), as (name, url);
+    only http(s) URLs, whatever the stored text holds."""
+    try:
+        items = json.loads(record.get("links") or "[]")
+    except ValueError:
+        return ()
+    if not isinstance(items, list):
+        return ()
+    found = []
+    for item in items:
+        name, url = (item.get("name"), item.get("url")) if isinstance(item, dict) else ("", "")
+        if isinstance(name, str) and isinstance(url, str) and url.startswith(("https://", "http://")):
+            found.append((name, url))
+    return tuple(found)

@@ -5,9 +5,11 @@ requests which ones should. Redis is an index of both, so a lost webhook or a wi
 costs at most one sweep. `bot.sweep_plan` decides (pure); this module reads and carries
 the decision out (an arq cron job, and `stagingbot sweep`).
 
-It never deletes anything itself. A staging whose request is not in the open list is only
-enqueued: the reconcile job asks the host about that one request and tears the staging
-down only when the host says it is closed. A repository whose list failed is left alone.
+It deletes nothing of a served repository itself. A staging whose request is not in the
+open list is only enqueued: the reconcile job asks the host about that one request and
+tears the staging down only when the host says it is closed. A repository whose list
+failed is left alone. Orphans (stagings of repositories not served any more) are deleted
+only with `sweep.delete_orphans`, and only when two sweeps in a row found them.
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from bot import queue
-from bot.config import RepoConfig
+from bot import metrics, queue, sweep_checks, sweep_extras
 from bot.errors import PermanentError, TemporaryError
-from bot.model import RepoRef, StagingKey
+from bot.model import StagingKey
 from bot.services import Services
 from bot.sweep_plan import (
     CREATE,
@@ -33,6 +34,7 @@ from bot.sweep_plan import (
     SweepReport,
     plan,
 )
+from bot.timers import run_timers
 
 log = logging.getLogger("stagingbot.sweep")
 
@@ -61,15 +63,27 @@ async def sweep(svc: Services) -> SweepReport:
     except (TemporaryError, PermanentError) as exc:
         report = SweepReport(error=f"cannot list the stagings in the cluster: {exc.reason}")
         log.warning("sweep failed, nothing changed: %s", report.error)
+        metrics.sweep_done(failed=True)
+        await sweep_extras.remember(svc, report)
         return report
     # Records before the hosts: a push seen by both is then written with the newer head.
     keys = {*await svc.store.keys(), *(staging.key for staging in cluster)}
     records = await svc.store.load_many(sorted(keys))
     served = [entry for entry in svc.config.repos if entry.enabled]
-    listings = await asyncio.gather(*(_listing(svc, entry) for entry in served))
-    report = plan(cluster, listings, records, svc.config, svc.clock())
+    listings = await asyncio.gather(*(sweep_extras.listing(svc, entry) for entry in served))
+    decisions, decisions_error = await sweep_extras.read_decisions(svc)
+    unhealthy, looked_at, health_error = await sweep_extras.read_health(svc, records, listings)
+    report = plan(
+        cluster, listings, records, svc.config, svc.clock(), decisions, unhealthy, looked_at
+    )
+    report = replace(report, health_error=health_error, decisions_error=decisions_error)
     report = replace(report, queued=await _carry_out(svc, report.actions))
+    report = replace(report, deleted=await sweep_extras.remove_orphans(svc, report))
+    timers = await run_timers(svc, records)  # idle sleep, retention, the quota's slots
+    report = replace(report, timers=timers.lines)
     _log(report)
+    metrics.sweep_done(report.failed)
+    await sweep_extras.remember(svc, report)
     return report
 
 
@@ -77,18 +91,6 @@ async def sweep_job(ctx: dict[str, Any]) -> str:
     """arq cron entry point."""
     report = await sweep(ctx["services"])
     return report.lines()[-1]
-
-
-async def _listing(svc: Services, entry: RepoConfig) -> Listing:
-    host = svc.hosts.get(entry.host)
-    if host is None:
-        return Listing(entry.host, entry.repo, error=f"no {entry.host} client is configured")
-    try:
-        # Id 0: the configured name is all the sweep knows; each request carries the id.
-        pulls = await host.open_pulls(RepoRef(entry.host, 0, entry.repo))
-    except (TemporaryError, PermanentError) as exc:
-        return Listing(entry.host, entry.repo, error=exc.reason)
-    return Listing(entry.host, entry.repo, tuple(pulls))
 
 
 async def _carry_out(svc: Services, actions: Iterable[Action]) -> frozenset[StagingKey]:
@@ -99,6 +101,8 @@ async def _carry_out(svc: Services, actions: Iterable[Action]) -> frozenset[Stag
             await svc.store.create(action.key, action.fields)  # a webhook's record wins
         elif action.kind == REFRESH:
             await svc.store.desire(action.key, action.fields)
+        elif action.kind == sweep_checks.HEALTH:  # what was seen, not a desired state
+            await svc.store.update(action.key, action.fields)
         if await queue.enqueue_reconcile(svc.queue, prefix, action.key, expedite=False):
             queued.add(action.key)
     return frozenset(queued)
@@ -115,11 +119,15 @@ def _log(report: SweepReport) -> None:
             )
     for orphan in report.orphans:
         log.warning(
-            "sweep: orphan staging %s (%s %s): repository not served, kept",
+            "sweep: orphan staging %s (%s %s): repository not served, %s",
             orphan.namespace,
             orphan.key.host,
             orphan.repo,
+            "deleted" if orphan in report.deleted else "kept",
         )
+    for problem in (report.health_error, report.decisions_error):
+        if problem:
+            log.warning("sweep: %s", problem)
     for action in report.actions:
         log.info("sweep: %s %s: %s", action.kind, action.key, action.why)
     log.info("sweep: %s", report.lines()[-1])

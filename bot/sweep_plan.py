@@ -9,10 +9,12 @@ reconcile job asks the host about that one request before it tears anything down
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from bot import sealed, sweep_checks
 from bot.config import Config, Rules
 from bot.model import ClusterStaging, Phase, PullRequest, StagingKey
+from bot.provision.decisions import Decision
 from bot.store import StagingRecord
 from handlers import plan as staging_plan
 from handlers.plan import Want
@@ -24,6 +26,7 @@ REFRESH = "refresh"  # the desired state a lost webhook would have written
 ENQUEUE = "enqueue"  # the record differs from what it should be, or the request may be closed
 EVENT = "sweep"  # `last_event` of what the sweep writes; its history entries say "automatic"
 IN_FLIGHT = (Phase.PENDING, Phase.DEPLOYING, Phase.DESTROYING)
+EMPTY: Mapping[StagingKey, Decision] = {}
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Listing:
     repo: str
     pulls: tuple[PullRequest, ...] = ()
     error: str = ""
+    gone: bool = False  # the host says the repository is gone (404): its stagings are orphans
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,17 @@ class SweepReport:
     skipped: tuple[StagingKey, ...] = ()  # their repository's list failed: left alone
     error: str = ""  # the cluster could not be listed: nothing was done
     queued: frozenset[StagingKey] = frozenset()  # actions whose job was queued (not already)
+    health_error: str = ""  # the workloads' health could not be read: none changed
+    decisions_error: str = ""  # kept decisions unreadable: no record created or rebuilt
+    deleted: tuple[ClusterStaging, ...] = ()  # orphans deleted (sweep.delete_orphans)
+    timers: tuple[str, ...] = ()  # what the timers pass did (bot.timers), in words
 
     @property
     def failed(self) -> bool:
-        return bool(self.error) or any(listing.error for listing in self.listings)
+        return (
+            bool(self.error or self.health_error or self.decisions_error)
+            or any(listing.error for listing in self.listings)
+        )
 
     def lines(self) -> list[str]:
         if self.error:
@@ -80,11 +91,20 @@ class SweepReport:
         for action in self.actions:
             state = "queued" if action.key in self.queued else "already queued"
             out.append(f"{action.kind} {action.key}: {action.why} ({state})")
+        if self.health_error:
+            out.append(f"cannot read the stagings' health, none changed: {self.health_error}")
+        if self.decisions_error:
+            out.append(
+                "cannot read the decisions kept outside Redis, no record created or "
+                f"rebuilt: {self.decisions_error}"
+            )
         for orphan in self.orphans:
+            fate = "deleted" if orphan in self.deleted else "kept"
             out.append(
                 f"orphan {orphan.namespace} ({orphan.key.host} {orphan.repo or '?'} "
-                f"#{orphan.key.number}): repository not served, kept"
+                f"#{orphan.key.number}): repository not served, {fate}"
             )
+        out.extend(self.timers)
         out.append(
             f"done: {len(self.actions)} to reconcile ({len(self.queued)} queued), "
             f"{len(self.skipped)} left alone, {len(self.orphans)} orphans"
@@ -98,8 +118,15 @@ def plan(
     records: Mapping[StagingKey, StagingRecord],
     config: Config,
     now: float,
+    decisions: Mapping[StagingKey, Decision] | None = EMPTY,
+    unhealthy: Mapping[StagingKey, str] | None = None,
+    looked_at: frozenset[StagingKey] = frozenset(),
 ) -> SweepReport:
-    """What to repair, from what the cluster runs, the hosts have open and Redis holds."""
+    """What to repair, from what the cluster runs, the hosts have open and Redis holds.
+
+    `decisions`: those kept outside Redis (None: unreadable, so no record is created or
+    rebuilt). `unhealthy`: why stagings in `looked_at` are unavailable (None: not read).
+    """
     stagings = {staging.key: staging for staging in cluster}
     listings = tuple(listings)
     by_name = {(item.host, item.repo.lower()): item for item in listings}
@@ -123,15 +150,47 @@ def plan(
                 orphans.append(staging)
             continue
         if listing.error:
-            skipped.append(key)
+            if listing.gone and staging is not None:
+                orphans.append(staging)
+            elif not listing.gone:
+                skipped.append(key)
             continue
         rules = config.rules(entry or config.repo(key.host, listing.repo))
-        action = decide(key, staging, record, pr, rules, now)
+        secret_key = config.staging.secret_key.reveal()
+        action = decide(key, staging, record, pr, rules, now, secret_key)
+        if action is not None and action.kind in sweep_checks.REBUILDING:
+            if decisions is None:
+                skipped.append(key)
+                continue
+            action = _with_decision(action, decisions.get(key), pr, staging)
+        if action is None:
+            seen = sweep_checks.seen_health(key, unhealthy, looked_at)
+            change = sweep_checks.health_change(record, seen)
+            if change is not None:
+                action = Action(sweep_checks.HEALTH, key, change[0], change[1])
         if action is not None:
             actions.append(action)
     return SweepReport(
         tuple(stagings.values()), listings, tuple(actions), tuple(orphans), tuple(skipped)
     )
+
+
+def _with_decision(
+    action: Action,
+    decision: Decision | None,
+    pr: PullRequest | None,
+    staging: ClusterStaging | None,
+) -> Action:
+    """A created or rebuilt record carries the decision kept outside Redis."""
+    if decision is None:
+        return action
+    fields = {**action.fields, **sweep_checks.decision_fields(decision, pr, staging)}
+    if sweep_checks.stays_gone(decision, pr):
+        by = f" by @{decision.by}" if decision.by else ""
+        why = f"{action.why}; removed{by} (decision kept outside Redis): stays gone"
+    else:
+        why = f"{action.why}; removed earlier, asked for again since (a push)"
+    return replace(action, why=why, fields=fields)
 
 
 def decide(
@@ -141,11 +200,12 @@ def decide(
     pr: PullRequest | None,
     rules: Rules,
     now: float,
+    secret_key: str = "",
 ) -> Action | None:
     """The repair one staging needs, if any; `pr` is None when it is not in the open list."""
     if record is None:
         if staging is not None:
-            fields = rebuilt_fields(staging, pr, rules, now)
+            fields = rebuilt_fields(staging, pr, rules, now, secret_key)
             return Action(REBUILD, key, "not in Redis: record rebuilt from the cluster", fields)
         assert pr is not None  # the key came from somewhere
         return Action(CREATE, key, "open, with no staging and no record", opened_fields(pr, now))
@@ -174,11 +234,16 @@ def differs(record: StagingRecord, wanted: staging_plan.Plan) -> str:
         return "" if phase is Phase.AWAITING_APPROVAL else "should wait for approval"
     if wanted.want is Want.ARCHIVED:
         return "" if phase is Phase.ARCHIVED else "should be archived"
+    if phase is Phase.QUEUED:
+        return ""  # waits for a slot: freeing one wakes it, and so does the timers pass
     sha = wanted.sha[:7]
     if phase in (Phase.GONE, Phase.ARCHIVED, Phase.AWAITING_APPROVAL):
         return f"{phase.value}, should run {sha}"
     if staging_plan.last_applied(record) == staging_plan.applied_signature(wanted.sha, record):
         return ""
+    if phase in (Phase.WAITING_FOR_BUILD, Phase.BUILD_FAILED):
+        # A backstop for a build event that was lost: the job asks the host again.
+        return f"{phase.value} of {sha}: the build is checked again"
     if phase is Phase.FAILED and record.get("reported").startswith(f"failed|{wanted.sha}|"):
         return ""  # failed at this very commit, and said so: a push or a command retries
     return f"should run {sha}, runs {record.get('sha')[:7] or 'nothing'}"
@@ -205,7 +270,7 @@ def opened_fields(pr: PullRequest, now: float) -> dict[str, str]:
 
 
 def rebuilt_fields(
-    staging: ClusterStaging, pr: PullRequest | None, rules: Rules, now: float
+    staging: ClusterStaging, pr: PullRequest | None, rules: Rules, now: float, secret_key: str = ""
 ) -> dict[str, str]:
     """A record that says what the cluster runs, so that nothing is applied again for it.
 
@@ -229,6 +294,10 @@ def rebuilt_fields(
     }
     if staging.overrides:
         fields[staging_plan.OVERRIDES] = staging_plan.encode_overrides(staging.overrides)
+    if staging.secret_overrides and secret_key:  # from the staging's Secret, sealed again
+        values = staging.secret_overrides
+        sealed_values = {key: sealed.seal(secret_key, key, values[key]) for key in values}
+        fields[staging_plan.SECRET_OVERRIDES] = sealed.encode(sealed_values)
     if staging.archived:
         fields.update({staging_plan.DECISION: staging_plan.ARCHIVE})
         fields[staging_plan.DECISION_SHA] = staging.sha

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from bot import naming
+from bot import naming, sealed
 from bot.config import Config, RepoConfig
 from bot.errors import PermanentError
 from bot.model import PullRequest, StagingKey, Target
@@ -40,6 +40,7 @@ def build_target(
     redeploy_token: str = "",
     namespace: str = "",
     overrides: Mapping[str, str] | None = None,
+    secret_overrides: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Target:
     """Everything the provisioner needs for this staging at the request's current head.
 
@@ -54,6 +55,11 @@ def build_target(
             'repository\'s image in [[repos]], e.g. "registry.example.com/shop:{sha}"'
         )
     host = naming.hostname(key, pr.repo.full_name, base_domain)
+    secret_key = config.staging.secret_key.reveal()
+    try:
+        secret_values = sealed.open_all(secret_key, secret_overrides or {})
+    except sealed.Unreadable as exc:
+        raise PermanentError(str(exc)) from None
     return Target(
         key=key,
         repo=pr.repo.full_name,
@@ -74,6 +80,8 @@ def build_target(
         cert_manager_issuer=config.staging.cert_manager_issuer,
         redeploy_token=redeploy_token,
         overrides=tuple(sorted((overrides or {}).items())),
+        secret_overrides=tuple(sorted(secret_values.items())),
+        secret_checksum=sealed.checksum(secret_key, secret_values),
     )
 
 

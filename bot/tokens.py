@@ -29,6 +29,7 @@ class Caller:
     name: str
     role: str
     via: str = "API"  # "API" or "dashboard": said in history
+    proxied: bool = False  # signed in by the authentication proxy (bot.proxy_auth), not a token
 
     def may(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)

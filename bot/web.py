@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import commands, metrics, metrics_scrape, queue, replies
+from bot import build_intake, commands, metrics, metrics_scrape, queue, replies
 from bot.config import Config
 from bot.events import Event, Kind, MalformedPayload, decode_json
 from bot.hosts import github_sansio, gitlab_sansio
@@ -93,6 +93,8 @@ async def github_webhook(request: Request) -> Response:
         return JSONResponse({"ok": True, "pong": True})
     if delivery.ignored:
         return JSONResponse({"ignored": delivery.ignored}, status_code=202)
+    if delivery.builds:
+        return await build_intake.accept(request, delivery_id, delivery.builds)
     return await accept(request, delivery_id, delivery.events)
 
 
@@ -122,6 +124,10 @@ async def gitlab_webhook(request: Request) -> Response:
     if delivery.ignored:
         return JSONResponse({"ignored": delivery.ignored}, status_code=202)
     identity = gitlab_sansio.delivery_id(request.headers, payload)[: MAX_DELIVERY_ID * 2]
+    if delivery.builds:
+        return await build_intake.accept(
+            request, identity or f"none:{uuid.uuid4()}", delivery.builds
+        )
     # Without Idempotency-Key or an event UUID, each delivery is new: the reconcile job
     # is idempotent, so a repeat costs a look at the merge request, never a second effect.
     return await accept(request, identity or f"none:{uuid.uuid4()}", delivery.events)

@@ -32,22 +32,32 @@ log = logging.getLogger("stagingbot.worker")
 POLL_DELAY = 0.05
 # Retries are the job's own Retry(defer=...) for rollout checks and backoff: never give up on them.
 MAX_TRIES = 1_000_000
-JOB_TIMEOUT = 300
+# arq keeps a started job marked in progress for the longest function timeout + 10 s, and
+# no other worker takes it until then: a worker killed mid-job (OOM, a node lost) delays its
+# stagings by that much. Rounds take well under a second; keep the timeouts short.
+JOB_TIMEOUT = 120
 # Jobs are short (a rollout is never waited for in a job): let running ones finish on shutdown.
 SHUTDOWN_GRACE = 20.0
-# A sweep lists every repository's open requests: give it longer than a reconcile.
-SWEEP_TIMEOUT = 600
+# A sweep lists every repository's open requests (1,000 stagings: about 2 s, see
+# docs/benchmarks.md); longer would only lengthen the in-progress mark above.
+SWEEP_TIMEOUT = 120
 
 
 async def build_services(config: Config, redis: ArqRedis) -> Services:
     """Every client a job needs, built once. Kubernetes connects on first use (and says
     clearly when it cannot), so the bot starts before a cluster is reachable."""
     from bot.hosts.github import GitHubHost
+    from bot.provision import access
     from bot.provision.kubernetes import KubernetesProvisioner
 
     async def connect() -> Provisioner:
         provisioner = await KubernetesProvisioner.create(
-            config.kubernetes.kubeconfig, config.kubernetes.context
+            config.kubernetes.kubeconfig,
+            config.kubernetes.context,
+            state_namespace=config.kubernetes.state_namespace,
+            access=access.from_config(
+                config.kubernetes.staging_role, config.kubernetes.service_account
+            ),
         )
         return provisioner
 
@@ -59,14 +69,19 @@ async def build_services(config: Config, redis: ArqRedis) -> Services:
     else:
         provisioner = LazyProvisioner(connect, "Kubernetes")
         await warn_if_unreachable(provisioner)
+    store = Store(redis, config.redis.key_prefix)
     hosts: dict[str, GitHost] = {}
-    if uses_github(config):
+    if config.offline:
+        from bot.hosts.offline import OfflineHost
+
+        hosts = {name: OfflineHost(store) for name in ("github", "gitlab")}
+    if uses_github(config) and not config.offline:
         hosts["github"] = GitHubHost.from_config(config.github)
-    if uses_gitlab(config):
+    if uses_gitlab(config) and not config.offline:
         from bot.hosts.gitlab import GitLabHost
 
         hosts["gitlab"] = GitLabHost.from_config(config.gitlab)
-    return Services(config, Store(redis, config.redis.key_prefix), redis, hosts, provisioner)
+    return Services(config, store, redis, hosts, provisioner)
 
 
 async def warn_if_unreachable(provisioner: LazyProvisioner) -> None:
@@ -76,7 +91,7 @@ async def warn_if_unreachable(provisioner: LazyProvisioner) -> None:
 
 
 async def close_services(services: Services) -> None:
-    for client in (services.provisioner, *services.hosts.values()):
+    for client in (services.provisioner, *services.hosts.values(), services.registry):
         close = getattr(client, "close", None)
         if close is not None:
             result = close()

@@ -15,21 +15,25 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bot import commands, replies
+from bot import commands, lifecycle, replies
 from bot.commands import Command, Verb
 from bot.config import Rules
 from bot.errors import PermanentError
 from bot.hosts.base import CONFUSED, EYES, THUMBS_UP, Access, GitHost
 from bot.model import PullRequest, StagingKey
+from bot.report import timestamp
 from bot.services import Services
 from bot.store import StagingRecord
-from handlers import actions, plan
+from handlers import actions, plan, qa
 from handlers.actions import Effect
 
 log = logging.getLogger("stagingbot.commands")
 T = TypeVar("T")
 
 MAX_OVERRIDES = actions.MAX_OVERRIDES
+# Accepted, every other command counts as activity: the staging is not idle. `extend` sets
+# its own deadline, and reading (status, help) keeps nothing running.
+NOT_ACTIVITY = frozenset({*commands.OPEN_VERBS, Verb.EXTEND})
 
 
 @dataclass
@@ -127,10 +131,14 @@ async def _run_comment(
     if writes:
         access = await _tolerant(host.permission(pr.repo, author), "read access") or Access.NONE
     for command in parsed.commands:
-        if command.verb in commands.OPEN_VERBS or access.may_run_commands:
+        if command.verb in commands.QA_VERBS:  # its own rule for who may: qa.allowed
+            result = await qa.command(run, command, access)
+        elif command.verb in commands.OPEN_VERBS or access.may_run_commands:
             refusals = run.refusals
             await _execute(run, command, comment_id)
             result = "accepted" if run.refusals == refusals else "refused"
+            if result == "accepted" and command.verb not in NOT_ACTIVITY:
+                run.write(**{lifecycle.ACTIVE_AT: f"{run.svc.clock():.3f}"})  # not idle
         else:
             run.refuse(replies.refused(author, command.line, pr.repo.host))
             result = "refused: no write access"
@@ -170,12 +178,22 @@ async def _execute(run: Run, command: Command, comment_id: int) -> None:
         run.apply(actions.restore(run.state), replies.NOT_ARCHIVED.format(author=author))
     elif verb is Verb.DESTROY:
         run.apply(actions.destroy(head, author))
+    elif verb is Verb.EXTEND:
+        _extend(run, command)
     elif verb is Verb.SET or verb is Verb.UNSET:
         _change_overrides(run, command)
     elif verb is Verb.STATUS:
         await _status(run)
     elif verb is Verb.HELP:
         run.say(commands.help_text(run.prefix))
+
+
+def _extend(run: Run, command: Command) -> None:
+    now, author = run.svc.clock(), run.author
+    effect = actions.extend(run.state, run.svc.config.staging, now, command.seconds, author)
+    if run.apply(effect, f"@{author}, {effect.detail}. Nothing was changed."):
+        until = float(effect.changes[lifecycle.EXTENDED_UNTIL])
+        run.say(lifecycle.EXTENDED_REPLY.format(author=author, until=timestamp(until)))
 
 
 def _approve(run: Run, command: Command) -> bool:
@@ -224,9 +242,10 @@ def _change_overrides(run: Run, command: Command) -> None:
 
 async def _status(run: Run) -> None:
     secret_keys = run.svc.config.commands.secret_keys
-    shown = replies.masked(plan.overrides(run.state), secret_keys)
+    shown = plan.shown_overrides(run.state, secret_keys)
     history = await run.svc.store.history(run.key)
-    run.say(replies.status(run.state, shown, history))
+    qa_line = qa.note(run.svc.config, run.state, run.pr.head_sha)
+    run.say(replies.status(run.state, shown, history) + (f"\n\n{qa_line}" if qa_line else ""))
 
 
 def _entry(run: Run, command: Command, result: str) -> dict[str, Any]:

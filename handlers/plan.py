@@ -10,10 +10,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from bot.config import Rules
+from bot import sealed
+from bot.config import MASK, Rules
 from bot.model import PullRequest
 from bot.store import StagingRecord
 
@@ -22,11 +23,20 @@ FORCED = "forced"  # "1": a person with write access asked for a staging, whatev
 DECISION = "decision"  # "destroy" or "archive", valid while the head is `decision_sha`
 DECISION_SHA = "decision_sha"
 DECISION_BY = "decision_by"
+DECISION_REASON = "decision_reason"  # why a decision no one typed was taken (bot.lifecycle)
 APPROVED_SHA = "approved_sha"  # the fork commit a maintainer approved
 APPROVED_BY = "approved_by"
 OVERRIDES = "overrides"  # JSON object KEY -> value
+# Secret overrides: JSON KEY -> {"fp": keyed fingerprint, "sealed": encrypted value} (bot.sealed)
+SECRET_OVERRIDES = "secret_overrides"  # noqa: S105 - a field name
 REDEPLOY_TOKEN = "redeploy_token"  # noqa: S105 - a field name, not a secret
 APPLIED = "applied"  # what was last applied: sha|token|overrides checksum
+# QA's sign-off (`handlers.qa`): the verdict on commit `qa_sha`, by whom, when, with a note.
+QA = "qa"  # "passed" or "failed"; "" before anyone signed off
+QA_SHA = "qa_sha"
+QA_BY = "qa_by"
+QA_NOTE = "qa_note"
+QA_AT = "qa_at"
 
 DESTROY = "destroy"
 ARCHIVE = "archive"
@@ -56,7 +66,9 @@ def decide(pr: PullRequest, rules: Rules, record: StagingRecord) -> Plan:
         return Plan(Want.NONE, reason=f"this {noun(pr)} was {'merged' if pr.merged else 'closed'}")
     decision = record.get(DECISION) if record.get(DECISION_SHA) == pr.head_sha else ""
     if decision == DESTROY:
-        by = record.get(DECISION_BY)
+        by, why = record.get(DECISION_BY), record.get(DECISION_REASON)
+        if why and not by:
+            return Plan(Want.NONE, reason=f"removed: {why}")
         return Plan(Want.NONE, reason=f"removed by @{by} with a command" if by else "removed")
     if record.get(FORCED) != "1":
         skipped = skip_reason(pr, rules)
@@ -105,9 +117,24 @@ def encode_overrides(values: Mapping[str, str]) -> str:
     return json.dumps(dict(sorted(values.items())), sort_keys=True)
 
 
+def secret_overrides(fields: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The staging's secret overrides as stored: KEY -> {"fp", "sealed"}, never a value."""
+    return sealed.parse(fields.get(SECRET_OVERRIDES) or "")
+
+
+def shown_overrides(fields: Mapping[str, str], secret_keys: Iterable[str]) -> list[tuple[str, str]]:
+    """Every override as people see it, sorted: secret ones (listed in `commands.secret_keys`,
+    or set as secret) as `**********`."""
+    hidden = set(secret_keys) | set(secret_overrides(fields))
+    values = {**overrides(fields), **dict.fromkeys(secret_overrides(fields), MASK)}
+    return [(key, MASK if key in hidden else value) for key, value in sorted(values.items())]
+
+
 def applied_signature(sha: str, record: StagingRecord) -> str:
     """What an apply at `sha` would put in place; a change of any part means a new apply."""
-    values = overrides(record.fields)
+    values: dict[str, str] = overrides(record.fields)
+    prints = sealed.fingerprints(secret_overrides(record.fields))
+    values.update({key: f"\0secret:{fp}" for key, fp in prints.items()})
     checksum = hashlib.sha256(encode_overrides(values).encode()).hexdigest()[:16] if values else ""
     return f"{sha}|{record.get(REDEPLOY_TOKEN)}|{checksum}"
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 
 from bot.events import Event, Kind
+from bot.lifecycle import ACTIVE_AT
 
 WANTS_STAGING = (Kind.PR_OPENED, Kind.PR_REOPENED, Kind.PR_SYNCHRONIZED)
 # Labels, draft state: whether there is a staging is decided by the worker against the rules.
@@ -29,6 +30,7 @@ def desired_fields(event: Event, now: float) -> dict[str, str]:
     }
     if event.kind in WANTS_STAGING:
         fields.update(desired="running", desired_sha=event.sha, branch=event.branch)
+        fields[ACTIVE_AT] = f"{now:.3f}"  # a push is activity: the idle timer starts again
         fields.update(title=event.title, author=event.author, pr_url=event.url)
         fields.update(request_fields(event.labels, event.draft, event.fork))
     elif event.kind in RECHECKS:

@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 
 from arq import Retry
 
-from bot import logs, replies, report
+from bot import lifecycle, logs, report
 from bot.errors import PermanentError, TemporaryError
 from bot.hosts.base import GitHost
 from bot.model import DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
 from bot.services import Services
-from bot.store import StagingRecord
+from bot.store import StagingRecord, stored_links
 from bot.targets import build_target, environment_name
-from handlers import plan
+from handlers import build, health, lasting, plan, qa, upkeep
 from handlers.comment import run_commands
 from handlers.plan import Plan, Want
 
@@ -45,12 +45,13 @@ DEPLOY_STATES = {
     Phase.RUNNING: DeployState.SUCCESS,
     Phase.FAILED: DeployState.FAILURE,
     Phase.ARCHIVED: DeployState.INACTIVE,
+    Phase.QUEUED: DeployState.INACTIVE,  # a restore waiting for a slot: still scaled to zero
     Phase.GONE: DeployState.INACTIVE,
 }
 # Phases that say nothing new about the commit: its check keeps what it last said.
 KEEPS_CHECK = (Phase.ARCHIVED, Phase.GONE)
 # Phases where no staging runs at all, so the host's deployment / environment is retired.
-NOT_RUNNING = (Phase.ARCHIVED, Phase.GONE)
+NOT_RUNNING = (Phase.ARCHIVED, Phase.QUEUED, Phase.GONE)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ async def reconcile(ctx: dict[str, Any], key_text: str) -> str:
             log.warning("cannot reconcile %s: %s", key, exc.reason)
             await svc.store.update(key, {"reason": exc.reason})
             outcome = Outcome(f"error: {exc.reason}")
+        except Retry:
+            raise  # a step asking arq for a delay itself
+        except Exception as exc:
+            # A bug, or a library error the mapping does not know (say, a 200 whose body is
+            # not what it should be). Failing the job would have `requeue_if_needed` queue
+            # it again at once, every few milliseconds: back off like a temporary error.
+            log.exception("unexpected error reconciling %s", key)
+            problem = TemporaryError(f"internal error ({type(exc).__name__}): see the bot's log")
+            raise Retry(defer=await _backoff(svc, record, problem)) from exc
         await svc.store.update(key, {"handled": record.generation, "attempts": 0})
         if await svc.store.generation(key) != record.generation:
             continue
@@ -113,6 +123,8 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
     pr = await host.get_pull(repo, key.number)
     if await run_commands(svc, host, pr, record):
         record = await svc.store.load(key) or record
+    await upkeep.post_notice(svc, host, pr, record)  # a timer's warning or removal notice
+    await qa.report(svc, host, pr, record)  # `staging/qa` follows the head: a push resets it
     wanted = plan.decide(pr, svc.config.rules(repo_config), record)
     running = replace(pr, head_sha=wanted.sha) if wanted.sha else pr
     try:
@@ -124,6 +136,7 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
             record.get(plan.REDEPLOY_TOKEN),
             namespace=record.get("namespace") if record.get("phase") != Phase.GONE else "",
             overrides=plan.overrides(record.fields),
+            secret_overrides=plan.secret_overrides(record.fields),
         )
     except PermanentError as exc:
         work = Work(svc, record, host, running, None, wanted)
@@ -138,6 +151,8 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
 async def act(work: Work) -> Outcome:
     """Tear down, wait for approval, archive, restore, deploy, follow, or only keep reporting."""
     wanted, record, phase = work.plan, work.record, work.phase
+    if wanted.want is not Want.RUNNING or wanted.awaiting_approval:
+        await upkeep.free_slot(work.svc, record.key)  # archived, removed, closed: a slot frees
     if wanted.want is Want.NONE:
         return await teardown(work)
     if wanted.awaiting_approval:
@@ -154,13 +169,34 @@ async def act(work: Work) -> Outcome:
         Phase.ARCHIVED,
         Phase.GONE,
         Phase.DESTROYING,  # reopened while the namespace terminates: apply waits for it
+        *build.NOT_BUILT,  # a push back to the running commit ends the wait
+        Phase.QUEUED,
     ):
+        assert work.target is not None
+        held = await build.hold(work.svc, work.host, work.pr, work.target, record)
+        if held is not None:
+            return await _hold(work, held)
+        if position := await upkeep.take_slot(work.svc, record):
+            return await wait_in_queue(work, position)
         return await deploy(work)
     if phase is Phase.DEPLOYING or _still_hopeful(work):
         return await follow(work)
+    if health.needs_look(phase, record):
+        return await look_at_health(work)
     # Nothing to build, but the comment may have news (a fork's unapproved push).
     await _report(work, phase, record.get("reason"))
     return Outcome(f"{phase.value} at {wanted.sha[:7]}, nothing to do")
+
+
+async def _hold(work: Work, held: build.Held) -> Outcome:
+    """The head's build is not ready, or failed: say so; what ran before keeps running."""
+    await _supersede(work)
+    if work.phase is not held.phase or work.record.get("reason") != held.reason:
+        outcome = await _finish(work, held.phase, held.reason)
+    else:
+        await _report(work, held.phase, held.reason)
+        outcome = Outcome(held.reason)
+    return replace(outcome, recheck_in=held.recheck_in)
 
 
 def _still_hopeful(work: Work) -> bool:
@@ -179,12 +215,15 @@ async def deploy(work: Work) -> Outcome:
     svc, pr, target, record = work.svc, work.pr, work.target, work.record
     assert target is not None
     now = svc.clock()
-    creating = work.phase in (Phase.PENDING, Phase.AWAITING_APPROVAL, Phase.GONE, Phase.DESTROYING)
+    # Before a wait for the build or for a slot, if there was one.
+    was = upkeep.phase_before_queue(record, build.effective_phase(record))
+    creating = was in (Phase.PENDING, Phase.AWAITING_APPROVAL, Phase.GONE, Phase.DESTROYING)
+    await lasting.forget(svc, record)  # asked for again: a kept "stay gone" no longer holds
     await _supersede(work)
     await _report(work, Phase.PENDING if creating else Phase.DEPLOYING, "")
     built = bool(record.get("sha")) and not creating  # the command provisioner's update
     try:
-        if work.phase is Phase.ARCHIVED:
+        if was is Phase.ARCHIVED:
             await svc.provisioner.restore(target)
         await svc.provisioner.apply(replace(target, built=built))
     except PermanentError as exc:
@@ -200,11 +239,30 @@ async def deploy(work: Work) -> Outcome:
             "staging_url": target.url,
             "reason": "",
             "failure": "",
+            health.FIELD: "",
+            **upkeep.deployed(now),
         },
     )
     await _notify(work, Phase.DEPLOYING, "")
     await _history(work, "deploy", "applied", "")
     return Outcome(f"applied {pr.head_sha[:7]}", recheck_in=svc.config.kubernetes.rollout_poll)
+
+
+async def look_at_health(work: Work) -> Outcome:
+    """The sweep saw the workloads of a running staging unavailable (or a staging failed
+    that way available again): look closely, and say so on the request if it changed."""
+    svc, record, target = work.svc, work.record, work.target
+    assert target is not None
+    rollout = await svc.provisioner.status(target)
+    change = health.verdict(work.phase, rollout, record.get(health.FIELD))
+    if change is None:
+        if work.phase is Phase.RUNNING:  # available again already: nothing to say
+            await svc.store.update(record.key, {health.FIELD: ""})
+        return Outcome(f"{work.phase.value}: {rollout.reason or 'nothing changed'}")
+    phase, reason = change
+    failure = health.FAILURE if phase is Phase.FAILED else ""
+    await svc.store.update(record.key, {"failure": failure})
+    return await _finish(work, phase, reason)
 
 
 async def archive(work: Work) -> Outcome:
@@ -217,8 +275,23 @@ async def archive(work: Work) -> Outcome:
     if not record.get("sha") or work.phase in (Phase.GONE, Phase.DESTROYING):
         return Outcome("nothing to archive")
     await svc.provisioner.archive(target)
-    by = record.get(plan.DECISION_BY)
-    return await _finish(work, Phase.ARCHIVED, f"archived by @{by}" if by else "archived")
+    await svc.store.update(record.key, {lifecycle.ARCHIVED_AT: svc.clock()})  # retention's start
+    by, why = record.get(plan.DECISION_BY), record.get(plan.DECISION_REASON)
+    reason = f"archived by @{by}" if by else (why or "archived")  # e.g. "idle for 3 days"
+    return await _finish(work, Phase.ARCHIVED, reason)
+
+
+async def wait_in_queue(work: Work, position: int) -> Outcome:
+    """Every slot is taken: the staging waits its turn, its comment shows its place."""
+    fields: dict[str, str | int] = {lifecycle.QUEUE_POSITION: position}
+    if work.phase is not Phase.QUEUED:
+        fields[upkeep.QUEUED_FROM] = build.effective_phase(work.record).value
+    await work.svc.store.update(work.record.key, fields)
+    reason = lifecycle.queued_reason(upkeep.limits(work.svc))
+    if work.phase is Phase.QUEUED:
+        await _report(work, Phase.QUEUED, reason)  # its place may have changed
+        return Outcome(f"queued at position {position}")
+    return await _finish(work, Phase.QUEUED, reason)
 
 
 async def follow(work: Work) -> Outcome:
@@ -247,9 +320,13 @@ async def teardown(work: Work) -> Outcome:
     """The request is closed: delete the namespace, then say the staging is gone."""
     svc, record, target = work.svc, work.record, work.target
     assert target is not None
+    await lasting.before_teardown(svc, record, work.pr)
     if work.phase is Phase.GONE:
         return Outcome("gone")
-    never_deployed = work.phase is Phase.PENDING and not record.get("sha")
+    # Nothing built and nothing said: stay silent. A job killed between its first report and
+    # storing the commit has said something, so the comment and check must still end.
+    reported = any(record.get(field) for field in ("comment_id", "check_id", "reported"))
+    never_deployed = work.phase is Phase.PENDING and not record.get("sha") and not reported
     done = await svc.provisioner.destroy(target)
     if not done:
         now = svc.clock()
@@ -274,7 +351,8 @@ async def _finish(work: Work, phase: Phase, reason: str) -> Outcome:
     await work.svc.store.update(work.record.key, {"phase": phase.value, "reason": reason})
     await _report(work, phase, reason)
     await _notify(work, phase, reason)
-    await _history(work, phase.value, "failure" if phase is Phase.FAILED else "ok", reason)
+    failed = phase in (Phase.FAILED, Phase.BUILD_FAILED)
+    await _history(work, phase.value, "failure" if failed else "ok", reason)
     log.info("staging %s %s", work.record.key, phase.value, extra={"reason": reason})
     return Outcome(f"{phase.value}{': ' + reason if reason else ''}")
 
@@ -293,13 +371,16 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     # A retried job (say, while the cluster is down) must not rewrite the same report.
     signature = f"{phase.value}|{sha}|{reason}|{url}"
     namespace = work.target.namespace if work.target else ""
-    shown = replies.masked(plan.overrides(record.fields), svc.config.commands.secret_keys)
-    note = _note(work)
-    signature += f"|{note}|{shown}"
+    shown = plan.shown_overrides(record.fields, svc.config.commands.secret_keys)
+    qa_note = qa.note(svc.config, record.fields, sha)
+    timers_note = upkeep.sticky_note(svc, record, phase)  # idle warning, retention, queue
+    note = "\n\n".join(filter(None, (_note(work, phase), qa_note, timers_note)))
+    links = stored_links(record)
+    signature += f"|{note}|{shown}" + (f"|{links}" if links else "")
     if record.get("reported") == signature:
         return
     view = report.View(
-        phase, sha, url, reason, svc.clock(), namespace, note, tuple(shown), pr.repo.host
+        phase, sha, url, reason, svc.clock(), namespace, note, tuple(shown), pr.repo.host, links
     )
     check = report.check(view)
     same_commit = record.get("check_sha") == sha
@@ -319,7 +400,11 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     if comment_id is not None:
         await svc.store.update(key, {"comment_id": comment_id})
     known = record.number("deployment_id") if record.get("deployment_sha") == sha else None
-    nothing_deployed = phase is Phase.AWAITING_APPROVAL or (phase in NOT_RUNNING and known is None)
+    nothing_deployed = (
+        phase is Phase.AWAITING_APPROVAL
+        or phase in build.NOT_BUILT  # the head is not deployed: its deployment comes later
+        or (phase in NOT_RUNNING and known is None)
+    )
     if nothing_deployed or work.target is None:
         await svc.store.update(key, {"reported": signature})
         return  # nothing deployed for GitHub to mark inactive, or nothing to deploy
@@ -334,11 +419,14 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     await svc.store.update(key, fields)
 
 
-def _note(work: Work) -> str:
-    """What the comment adds beyond the phase: a fork's push that waits for approval."""
+def _note(work: Work, phase: Phase) -> str:
+    """What the comment adds beyond the phase: a fork's push that waits for approval, or the
+    commit that keeps running while a newer one waits for its build."""
     unapproved = work.plan.unapproved
     if not unapproved:
-        return ""
+        if phase not in build.NOT_BUILT or work.target is None:
+            return ""
+        return build.still_running_note(work.record, work.target.url)
     prefix = work.svc.config.commands.prefix
     return report.AWAITING_APPROVAL_NOTE.format(sha=unapproved[:7], prefix=prefix)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from bot.model import CheckReport, DeployState, PullRequest, RepoRef
+from bot.model import BuildReport, CheckReport, DeployState, PullRequest, RepoRef
 
 STICKY_MARKER = "<!-- stagingbot:sticky -->"
 """Hidden marker in the bot's one sticky comment, so it finds and edits that comment."""
@@ -68,9 +70,13 @@ class GitHost(Protocol):
         ...
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
+        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
     ) -> int | None:
-        """Create or update the "staging" check run (or commit status) on `sha`; its id if any."""
+        """Create or update the "staging" check run (or commit status) on `sha`; its id if any.
+
+        With a `gate` (e.g. "qa"), the check named "<check name>/<gate>" instead
+        (`staging/qa`): a second check that teams can make required on its own.
+        """
         ...
 
     async def upsert_comment(
@@ -106,6 +112,13 @@ class GitHost(Protocol):
         """
         ...
 
+    async def member_of(self, repo: RepoRef, group: str, user: str) -> bool:
+        """Whether `user` is an active member of the team (GitHub `org/team-slug`) or group
+        (GitLab full path, members of parent groups included) `group`, asked with the
+        credentials that serve `repo`. No such team or group is `False`, not an error.
+        """
+        ...
+
     async def reply(self, repo: RepoRef, number: int, body: str) -> int:
         """Post a new comment on the request (never edits one); its id.
 
@@ -115,9 +128,43 @@ class GitHost(Protocol):
         """
         ...
 
+    async def build_report(self, repo: RepoRef, sha: str) -> BuildReport:
+        """The builds on `sha`, newest first: GitHub's check runs and commit statuses, or
+        the jobs of GitLab's latest pipeline for it (`bot.build_gate` judges them)."""
+        ...
+
     async def identity(self) -> str:
         """The login / username the bot writes as, e.g. `stagingbot[bot]`; learnt once.
 
         A handler compares a comment's author with it to ignore the bot's own comments.
         """
+        ...
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a request list as last read, for a conditional request next time."""
+
+    url: str  # the page asked for, with its query
+    etag: str  # the validator the host sent with it
+    pulls: tuple[PullRequest, ...]
+    next_url: str = ""  # the following page, "" on the last
+
+
+@dataclass(frozen=True)
+class OpenPulls:
+    """A repository's open requests, and what lets the next read be conditional."""
+
+    pulls: tuple[PullRequest, ...]
+    pages: tuple[ListPage, ...] = ()
+    not_modified: int = 0  # pages the host answered 304 Not Modified (free of rate limit)
+
+
+@runtime_checkable
+class ConditionalLister(Protocol):
+    """A host that lists open requests with conditional requests (GitHub's ETags)."""
+
+    async def open_pulls_since(self, repo: RepoRef, known: Sequence[ListPage]) -> OpenPulls:
+        """Like `GitHost.open_pulls`, asking each page with the ETag it had in `known`;
+        a page answered 304 is taken from `known`. All or nothing, as `open_pulls`."""
         ...

@@ -8,19 +8,19 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
-from github import GithubException, UnknownObjectException
-from github.PaginatedList import PaginatedList
+from github import Github, GithubException, UnknownObjectException
 from github.PullRequest import PullRequest as GithubPullRequest
 from github.Repository import Repository
 
-from bot import metrics
+from bot import build_gate, metrics
 from bot.config import GitHubConfig
 from bot.errors import TemporaryError, classify_http
+from bot.hosts import github_lists
 from bot.hosts.base import (
     CONFUSED,
     EYES,
@@ -28,16 +28,24 @@ from bot.hosts.base import (
     STICKY_MARKER,
     THUMBS_UP,
     Access,
+    ListPage,
+    OpenPulls,
     without_sticky_marker,
 )
 from bot.hosts.github_auth import GitHubClients
-from bot.model import CheckReport, CheckState, DeployState, PullRequest, RepoRef
+from bot.model import (
+    BuildReport,
+    CheckReport,
+    CheckState,
+    DeployState,
+    PullRequest,
+    RepoRef,
+)
 
 T = TypeVar("T")
 
 DESCRIPTION_LIMIT = 140  # commit and deployment status descriptions
 SUMMARY_LIMIT = 65535  # check run output.summary
-PULLS_PER_PAGE = 100  # GitHub's maximum page size
 STATUS_STATES = {
     CheckState.IN_PROGRESS: "pending",
     CheckState.SUCCESS: "success",
@@ -126,25 +134,35 @@ class GitHubHost:
         return await self._call(f"read {repo.full_name}#{number}", repo, work)
 
     async def open_pulls(self, repo: RepoRef) -> list[PullRequest]:
-        def work(r: Repository) -> list[PullRequest]:
-            # PaginatedList follows `Link: rel="next"` to the end; a failed page raises.
-            # ETags (a 304 costs no rate limit) are not used yet.
-            # https://docs.github.com/en/rest/pulls/pulls#list-pull-requests
-            params = {"state": "open", "per_page": PULLS_PER_PAGE}
-            pages = PaginatedList(GithubPullRequest, r.requester, f"{r.url}/pulls", params)
-            # List items lack `merged` (reading it would GET each one): open means unmerged.
-            return [pull_request(repo.host, pr, merged=False) for pr in pages]
+        return list((await self.open_pulls_since(repo, ())).pulls)
 
-        return await self._call(f"list the open pull requests of {repo.full_name}", repo, work)
+    async def open_pulls_since(self, repo: RepoRef, known: Sequence[ListPage]) -> OpenPulls:
+        """Every page asked with its last ETag (bot.hosts.github_lists); no GET of the
+        repository itself, so an unchanged list costs no rate limit at all.
+        https://docs.github.com/en/rest/pulls/pulls#list-pull-requests"""
+
+        def work(client: Github) -> OpenPulls:
+            # List items lack `merged` (reading it would GET each one): open means unmerged.
+            return github_lists.open_pulls_since(
+                client.requester, repo, known, lambda host, pr: pull_request(host, pr, False)
+            )
+
+        what = f"list the open pull requests of {repo.full_name}"
+        return await asyncio.to_thread(
+            self._mapped, what, lambda: self._with_client(repo, work), repo
+        )
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
+        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
     ) -> int | None:
-        what = f"report {self._config.check_name!r} on {repo.full_name}@{sha[:12]}"
+        name = f"{self._config.check_name}/{gate}" if gate else self._config.check_name
+        what = f"report {name!r} on {repo.full_name}@{sha[:12]}"
         if not self._clients.app_mode:
             # GitHub accepts check-run writes only from an App installation token.
-            return await self._call(what, repo, lambda r: self._commit_status(r, sha, check))
-        return await self._call(what, repo, lambda r: self._check_run(r, sha, check, known_id))
+            return await self._call(what, repo, lambda r: self._commit_status(r, sha, check, name))
+        return await self._call(
+            what, repo, lambda r: self._check_run(r, sha, check, known_id, name)
+        )
 
     async def upsert_comment(
         self, repo: RepoRef, number: int, body: str, known_id: int | None
@@ -201,6 +219,24 @@ class GitHubHost:
 
         return await self._call(f"read {user}'s permission on {repo.full_name}", repo, work)
 
+    async def member_of(self, repo: RepoRef, group: str, user: str) -> bool:
+        org, _, slug = group.partition("/")
+        if not org or not slug or "/" in slug:
+            return False  # not a team: teams are `org/team-slug`
+
+        def work(client: Github) -> bool:
+            # Needs the App's "Members: read" organization permission (403 without it).
+            # https://docs.github.com/en/rest/teams/members#get-team-membership-for-a-user
+            team = client.get_organization(org).get_team_by_slug(slug)  # lazy: no request
+            try:
+                membership = team.get_team_membership(user)
+            except UnknownObjectException:
+                return False  # not a member, or no such team: GitHub answers 404 to both
+            return membership.state == "active"  # an invitation still pending is not yet
+
+        what = f"read {user}'s membership of the team {group}"
+        return await asyncio.to_thread(self._mapped, what, lambda: self._as(repo, work), repo)
+
     async def reply(self, repo: RepoRef, number: int, body: str) -> int:
         text = self._scrub(without_sticky_marker(body))
 
@@ -209,6 +245,26 @@ class GitHubHost:
 
         return await self._call(f"reply on {repo.full_name}#{number}", repo, work)
 
+    async def build_report(self, repo: RepoRef, sha: str) -> BuildReport:
+        def work(r: Repository) -> BuildReport:
+            commit = r.get_commit(sha)
+            # Newest first, the latest run of each name (filter=latest, GitHub's default).
+            # https://docs.github.com/en/rest/checks/runs#list-check-runs-for-a-git-reference
+            runs = commit.get_check_runs(filter="latest")
+            checks = [
+                build_gate.from_check_run(run.name, run.status, run.conclusion, run.html_url or "")
+                for run in runs
+            ]
+            # The latest status of each context.
+            # https://docs.github.com/en/rest/commits/statuses#get-the-combined-status-for-a-specific-reference
+            for status in commit.get_combined_status().statuses:
+                checks.append(
+                    build_gate.from_status(status.context, status.state, status.target_url or "")
+                )
+            return BuildReport(tuple(checks))
+
+        return await self._call(f"read the builds of {repo.full_name}@{sha[:12]}", repo, work)
+
     async def identity(self) -> str:
         return await asyncio.to_thread(
             self._mapped, "read the bot's login", self._clients.own_login
@@ -216,7 +272,9 @@ class GitHubHost:
 
     # -- the work, in a thread -----------------------------------------------------------
 
-    def _check_run(self, r: Repository, sha: str, check: CheckReport, known_id: int | None) -> int:
+    def _check_run(
+        self, r: Repository, sha: str, check: CheckReport, known_id: int | None, name: str
+    ) -> int:
         fields: dict[str, Any] = {
             "output": {
                 "title": clip(self._scrub(check.title), 1000),
@@ -238,17 +296,17 @@ class GitHubHost:
             except UnknownObjectException:
                 pass  # gone or never ours: find it by name like a first attempt would
         # A retried job that never stored the id must not create a second run.
-        for run in r.get_commit(sha).get_check_runs(check_name=self._config.check_name):
+        for run in r.get_commit(sha).get_check_runs(check_name=name):
             if run.app.id == self._config.app_id:
                 run.edit(**fields)
                 return run.id
-        return r.create_check_run(name=self._config.check_name, head_sha=sha, **fields).id
+        return r.create_check_run(name=name, head_sha=sha, **fields).id
 
-    def _commit_status(self, r: Repository, sha: str, check: CheckReport) -> None:
+    def _commit_status(self, r: Repository, sha: str, check: CheckReport, name: str) -> None:
         fields: dict[str, Any] = {
             "state": STATUS_STATES[check.state],
             "description": clip(self._scrub(check.title or check.summary), DESCRIPTION_LIMIT),
-            "context": self._config.check_name,
+            "context": name,
         }
         if check.url:
             fields["target_url"] = check.url
@@ -307,16 +365,28 @@ class GitHubHost:
         return await asyncio.to_thread(self._run, what, repo, work)
 
     def _run(self, what: str, repo: RepoRef, work: Callable[[Repository], T]) -> T:
-        def in_repo() -> T:
-            installation_id, client = self._clients.for_repo(repo)
-            with self._lock:
-                serial = self._serial.setdefault(installation_id, threading.Lock())
-            with serial:
-                # By id: a renamed repository still works. The sweep knows only configured
-                # names (id 0) for repositories it has not met yet.
-                return work(client.get_repo(repo.id or repo.full_name))
+        def in_repo(client: Github) -> T:
+            # By id: a renamed repository still works. The sweep knows only configured
+            # names (id 0) for repositories it has not met yet.
+            return work(client.get_repo(repo.id or repo.full_name))
 
-        return self._mapped(what, in_repo, repo)
+        return self._mapped(what, lambda: self._as(repo, in_repo), repo)
+
+    def _as(self, repo: RepoRef, work: Callable[[Github], T]) -> T:
+        """`work` with the client that speaks for `repo`, one call per installation at a time."""
+        installation_id, client = self._clients.for_repo(repo)
+        with self._lock:
+            serial = self._serial.setdefault(installation_id, threading.Lock())
+        with serial:
+            return work(client)
+
+    def _with_client(self, repo: RepoRef, work: Callable[[Github], T]) -> T:
+        """`work` with the repository's client, one call at a time per installation."""
+        installation_id, client = self._clients.for_repo(repo)
+        with self._lock:
+            serial = self._serial.setdefault(installation_id, threading.Lock())
+        with serial:
+            return work(client)
 
     def _mapped(self, what: str, work: Callable[[], T], repo: RepoRef | None = None) -> T:
         """`work()`, with PyGithub's and requests' errors mapped to the bot's two kinds."""

@@ -17,6 +17,7 @@ from bot.events import (
     label_names,
     required,
 )
+from bot.hosts import build_sansio
 from bot.model import RepoRef
 
 HOST = "github"
@@ -56,8 +57,6 @@ IGNORED_EVENTS = {
     "push": "pushes to a pull request arrive as pull_request.synchronize",
     "installation": "installations are discovered when needed",
     "installation_repositories": "installations are discovered when needed",
-    "check_run": "check runs are not used yet",
-    "check_suite": "check suites are not used yet",
     "pull_request_review": "reviews do not change a staging",
 }
 
@@ -91,6 +90,8 @@ def parse_delivery(event: str, payload: Mapping[str, Any]) -> Delivery:
         return _pull_request(payload)
     if event == "issue_comment":
         return _issue_comment(payload)
+    if event in build_sansio.GITHUB_EVENTS:  # a build finished: the build gate may open
+        return build_sansio.github(event, payload)
     if event in IGNORED_EVENTS:
         return Delivery(ignored=f"{event}: {IGNORED_EVENTS[event]}")
     return Delivery(ignored=f"event {event!r} is not used by stagingbot")

@@ -16,7 +16,7 @@ import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
-from bot import metrics
+from bot import build_gate, metrics
 from bot.config import ConfigError, GitLabConfig
 from bot.errors import TemporaryError, classify_http
 from bot.hosts.base import (
@@ -29,7 +29,14 @@ from bot.hosts.base import (
     without_sticky_marker,
 )
 from bot.hosts.github import REDACTED, clip
-from bot.model import CheckReport, CheckState, DeployState, PullRequest, RepoRef
+from bot.model import (
+    BuildReport,
+    CheckReport,
+    CheckState,
+    DeployState,
+    PullRequest,
+    RepoRef,
+)
 
 T = TypeVar("T")
 
@@ -37,6 +44,7 @@ USER_AGENT = "stagingbot"
 DESCRIPTION_LIMIT = 255  # commit status description
 NOTES_PER_PAGE = 100  # GitLab's maximum page size
 MRS_PER_PAGE = 100
+JOBS_PER_PAGE = 100
 ENVIRONMENT_TIER = "development"
 STATUS_STATES = {
     CheckState.IN_PROGRESS: "running",
@@ -196,12 +204,13 @@ class GitLabHost:
         return await self._call(f"list the open merge requests of {repo.full_name}", work)
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
+        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
     ) -> int | None:
         """GitLab commit statuses have no id to keep: always None."""
+        name = f"{self._config.status_name}/{gate}" if gate else self._config.status_name
         fields: dict[str, Any] = {
             "state": STATUS_STATES[check.state],
-            "name": self._config.status_name,
+            "name": name,
             "description": clip(self._scrub(check.title or check.summary), DESCRIPTION_LIMIT),
         }
         if check.url:
@@ -217,7 +226,7 @@ class GitLabHost:
                 raise
             return None
 
-        what = f"report {self._config.status_name!r} on {repo.full_name}@{sha[:12]}"
+        what = f"report {name!r} on {repo.full_name}@{sha[:12]}"
         return await self._call(what, work)
 
     async def upsert_comment(
@@ -286,6 +295,25 @@ class GitLabHost:
 
         return await self._call(f"read {user}'s access to {repo.full_name}", work)
 
+    async def member_of(self, repo: RepoRef, group: str, user: str) -> bool:
+        def work() -> bool:
+            user_id = self._user_id(user)
+            if user_id is None:
+                return False
+            try:
+                # members/all: direct members and those inherited from parent groups.
+                # https://docs.gitlab.com/api/members/#get-a-member-of-a-group-or-project-including-inherited-and-invited-members
+                found = self._gl.groups.get(group, lazy=True).members_all.get(user_id)
+            except GitlabError as exc:
+                if exc.response_code != 404:
+                    raise
+                return False  # not a member, or no such group (or a username, not a group)
+            data = found.attributes
+            # "awaiting": added but not yet active (a seat not yet granted).
+            return str(data.get("membership_state") or "active") == "active"
+
+        return await self._call(f"read {user}'s membership of the group {group}", work)
+
     async def reply(self, repo: RepoRef, number: int, body: str) -> int:
         text = self._scrub(without_sticky_marker(body))
 
@@ -294,6 +322,35 @@ class GitLabHost:
             return int(notes.create({"body": text}).attributes["id"])
 
         return await self._call(f"reply on {repo.full_name}!{number}", work)
+
+    async def build_report(self, repo: RepoRef, sha: str) -> BuildReport:
+        def work() -> BuildReport:
+            # The newest pipeline for the commit, and its jobs (retried ones left out).
+            # https://docs.gitlab.com/api/pipelines/#list-project-pipelines
+            # https://docs.gitlab.com/api/jobs/#list-pipeline-jobs
+            project = self._project(repo)
+            pipelines = project.pipelines.list(
+                sha=sha, order_by="id", sort="desc", per_page=1, get_all=False
+            )
+            if not pipelines:
+                return BuildReport()
+            pipeline = pipelines[0]
+            jobs = pipeline.jobs.list(iterator=True, per_page=JOBS_PER_PAGE)
+            checks = tuple(
+                build_gate.from_gitlab_job(
+                    str(job.attributes["name"]),
+                    str(job.attributes["status"]),
+                    str(job.attributes.get("web_url") or ""),
+                )
+                for job in jobs
+            )
+            status = str(pipeline.attributes.get("status") or "")
+            finished = ""
+            if status in build_gate.GITLAB_FINISHED:
+                finished = f"pipeline #{pipeline.attributes.get('id')} finished: {status}"
+            return BuildReport(checks, finished)
+
+        return await self._call(f"read the pipelines of {repo.full_name}@{sha[:12]}", work)
 
     async def identity(self) -> str:
         return await self._call("read the bot's username", self._own_username)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.events import Delivery, Event, Kind, label_names, required
+from bot.hosts import build_sansio
 from bot.model import RepoRef
 
 HOST = "gitlab"
@@ -31,7 +32,6 @@ IGNORED_MR_ACTIONS = {
 IGNORED_HOOKS = {
     "Push Hook": "pushes to a merge request arrive as Merge Request Hook updates",
     "Tag Push Hook": "tags do not change a staging",
-    "Pipeline Hook": "pipelines are not used yet",
     "Job Hook": "jobs are not used yet",
     "Issue Hook": "issues have no staging",
     "Wiki Page Hook": "wiki pages have no staging",
@@ -77,6 +77,8 @@ def parse_delivery(hook: str, payload: Mapping[str, Any]) -> Delivery:
         return _merge_request(payload)
     if hook == "Note Hook":
         return _note(payload)
+    if hook == "Pipeline Hook":  # a pipeline moved: the build gate may open
+        return build_sansio.gitlab_pipeline(payload, HOST)
     if hook in IGNORED_HOOKS:
         return Delivery(ignored=f"{hook}: {IGNORED_HOOKS[hook]}")
     return Delivery(ignored=f"hook {hook!r} is not used by stagingbot")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.model import ClusterStaging, Phase, Rollout, Target
+from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
+from bot.provision.decisions import Decision
 
 
 @dataclass(frozen=True)
@@ -83,4 +85,30 @@ class Provisioner(Protocol):
         All or nothing: any failure raises `TemporaryError`, never a shorter list, so the
         sweep cannot take an outage for stagings that are gone.
         """
+        ...
+
+    async def health(self, instance: str, running: Sequence[Target]) -> dict[StagingKey, str]:
+        """Why each of the stagings that should be running is not available (the sweep);
+        a staging absent from the answer is healthy, an archived one always is.
+
+        Kubernetes: two cluster-wide list calls whatever the number of stagings. The
+        `command` provisioner runs `check` once per staging in `running`. Any failure to
+        look raises `TemporaryError`: no answer is never taken for "unhealthy".
+        """
+        ...
+
+    async def remember_decision(self, instance: str, decision: Decision) -> None:
+        """Keep outside Redis that `decision.key` gets no staging until asked again.
+
+        Idempotent. Raises `TemporaryError` when it cannot be kept: the caller then waits
+        rather than remove a staging that a Redis wipe could bring back.
+        """
+        ...
+
+    async def forget_decision(self, instance: str, key: StagingKey) -> None:
+        """Drop the kept decision of `key`, if any (a push or a deploy asked again)."""
+        ...
+
+    async def decisions(self, instance: str) -> dict[StagingKey, Decision]:
+        """Every decision kept for bot `instance`, in O(1) calls; all or nothing."""
         ...

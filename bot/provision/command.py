@@ -8,11 +8,12 @@ without a shell in the configured folder with the staging's variables in its env
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 
 from bot.config import CommandConfig, Config, Secret
@@ -20,6 +21,8 @@ from bot.errors import PermanentError, TemporaryError
 from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
 from bot.provision.base import Link, StepOutput
 from bot.provision.command_config import INHERITED
+from bot.provision.decision_file import DecisionFile
+from bot.provision.decisions import Decision
 from bot.provision.steps import KILL_GRACE, StepResult, run_step, tail_lines
 
 log = logging.getLogger("stagingbot.provision")
@@ -31,6 +34,7 @@ TEMPORARY_EXIT = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
 KEPT_RUNS = 4  # runs remembered per staging until the reconcile takes them for the history
 MAX_LINKS = 20
 REASON_LINES = 5
+HEALTH_CONCURRENCY = 4  # `check`s the sweep runs at once
 KEY = re.compile(r"[A-Z_][A-Z0-9_]*")
 NOT_ARCHIVABLE = (
     "archiving is not configured for the command provisioner: "
@@ -59,6 +63,7 @@ class CommandProvisioner:
         self._grace = grace
         self._runs: dict[StagingKey, deque[str]] = {}
         self._links: dict[StagingKey, tuple[Link, ...]] = {}
+        self._decisions = DecisionFile(settings.state_dir)
 
     @classmethod
     def from_config(cls, config: Config, environ: Mapping[str, str]) -> CommandProvisioner:
@@ -114,6 +119,37 @@ class CommandProvisioner:
         self._links.pop(target.key, None)
         return True
 
+    async def health(self, instance: str, running: Sequence[Target]) -> dict[StagingKey, str]:
+        """`check` once per running staging (a few at a time): the sweep's cost grows with
+        the number of stagings, unlike Kubernetes' two list calls. No `check`: all healthy."""
+        if self._settings.check is None:
+            return {}
+        limit = asyncio.Semaphore(HEALTH_CONCURRENCY)
+
+        async def one(target: Target) -> tuple[StagingKey, str]:
+            async with limit:
+                try:
+                    result = await self._run("check", target, keep=False)
+                except PermanentError as exc:
+                    return target.key, f"check: {exc.reason}"
+            if result.ok:
+                return target.key, ""
+            said = tail_lines(result.stdout, REASON_LINES)
+            return target.key, said or f"check {result.ending()}"
+
+        answers = await asyncio.gather(*(one(target) for target in running))
+        return {key: reason for key, reason in answers if reason}
+
+    async def remember_decision(self, instance: str, decision: Decision) -> None:
+        """In `command.state_dir`/decisions.json; not kept at all when it is unset."""
+        await self._decisions.remember(decision)
+
+    async def forget_decision(self, instance: str, key: StagingKey) -> None:
+        await self._decisions.forget(key)
+
+    async def decisions(self, instance: str) -> dict[StagingKey, Decision]:
+        return await self._decisions.read()
+
     async def list_stagings(self, instance: str) -> list[ClusterStaging]:
         """Always empty: the bot cannot see what the programs built, so the sweep can't either.
 
@@ -143,7 +179,11 @@ class CommandProvisioner:
     # running
 
     async def _run(
-        self, step: str, target: Target, extra: Mapping[str, str] | None = None
+        self,
+        step: str,
+        target: Target,
+        extra: Mapping[str, str] | None = None,
+        keep: bool = True,  # False: the sweep's health check, not the staging's history
     ) -> StepResult:
         settings = self._settings
         argv = getattr(settings, step) or (settings.create if step == "update" else None)
@@ -160,14 +200,16 @@ class CommandProvisioner:
             grace=self._grace,
         )
         log.info("%s %s: %s", step, target.key, result.ending())
-        kept = self._runs.setdefault(target.key, deque(maxlen=KEPT_RUNS))
-        kept.append(f"{step}:\n{result.transcript()}")
+        if keep:
+            kept = self._runs.setdefault(target.key, deque(maxlen=KEPT_RUNS))
+            kept.append(f"{step}:\n{result.transcript()}")
         return result
 
     def environment(self, target: Target, step: str) -> dict[str, str]:
         """What a step sees: a few inherited variables, the overrides, the staging's data."""
         env = dict(self._base)
-        for key, value in target.overrides:
+        every = (*target.overrides, *target.secret_overrides)  # the secret ones win
+        for key, value in every:
             if not KEY.fullmatch(key) or "\0" in value:  # the command parser refuses both
                 raise PermanentError(f"override {key!r} cannot be passed to a program")
             env[self._settings.env_prefix + key] = value
@@ -184,7 +226,7 @@ class CommandProvisioner:
                 "STAGING_REPO": target.repo,
                 "STAGING_HOST_KIND": target.key.host,
                 "STAGING_IMAGE": target.image,
-                "STAGING_OVERRIDE_KEYS": " ".join(key for key, _ in target.overrides),
+                "STAGING_OVERRIDE_KEYS": " ".join(sorted({key for key, _ in every})),
                 "STAGING_OVERRIDE_PREFIX": self._settings.env_prefix,
             }
         )
@@ -192,7 +234,7 @@ class CommandProvisioner:
 
     def _secrets_of(self, target: Target) -> tuple[str, ...]:
         shown = (value for key, value in target.overrides if key in self._secret_keys)
-        return (*self._secrets, *shown)
+        return (*self._secrets, *shown, *(value for _, value in target.secret_overrides))
 
     @staticmethod
     def _raise_if_failed(step: str, result: StepResult) -> None:

@@ -2,12 +2,13 @@
 
 The namespace carries the staging's identity (labels), the commit last applied (label),
 its repository, URL and archive mark (annotations); the bot-owned overrides ConfigMap in
-it carries the overrides as applied. Together they rebuild a staging's record after Redis
-lost it.
+it carries the overrides as applied, and its Secret the secret ones. Together they rebuild
+a staging's record after Redis lost it.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,7 +19,9 @@ from bot.provision import archive, overrides
 Obj = Mapping[str, Any]
 
 
-def stagings(namespaces: Iterable[Obj], configmaps: Iterable[Obj]) -> list[ClusterStaging]:
+def stagings(
+    namespaces: Iterable[Obj], configmaps: Iterable[Obj], secrets: Iterable[Obj] = ()
+) -> list[ClusterStaging]:
     """The stagings among `namespaces` (already selected by the instance's labels), sorted by
     key, each with the overrides from its `stagingbot-overrides` ConfigMap in `configmaps`.
 
@@ -29,6 +32,11 @@ def stagings(namespaces: Iterable[Obj], configmaps: Iterable[Obj]) -> list[Clust
         _metadata(cm).get("namespace", ""): _text_values(cm.get("data"))
         for cm in configmaps
         if _metadata(cm).get("name") == overrides.CONFIGMAP
+    }
+    secret = {
+        _metadata(item).get("namespace", ""): _decoded(item.get("data"))
+        for item in secrets
+        if _metadata(item).get("name") == overrides.SECRET
     }
     found = []
     for namespace in namespaces:
@@ -49,6 +57,7 @@ def stagings(namespaces: Iterable[Obj], configmaps: Iterable[Obj]) -> list[Clust
                 terminating=terminating(namespace),
                 archived=archive.is_archived(dict(namespace)),
                 overrides=applied.get(name, {}),
+                secret_overrides=secret.get(name, {}),
             )
         )
     return sorted(found, key=lambda staging: staging.key)
@@ -83,3 +92,14 @@ def _text_values(data: object) -> dict[str, str]:
     if not isinstance(data, Mapping):
         return {}
     return {str(k): str(v) for k, v in data.items()}
+
+
+def _decoded(data: object) -> dict[str, str]:
+    """A Secret's `data` (base64) as text; a value that does not decode is left out."""
+    found = {}
+    for key, value in _text_values(data).items():
+        try:
+            found[key] = base64.b64decode(value, validate=True).decode("utf-8")
+        except (ValueError, UnicodeError):
+            continue
+    return found

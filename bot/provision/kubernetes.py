@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -16,10 +16,12 @@ from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
 from bot import metrics, naming
 from bot.errors import PermanentError, TemporaryError, classify_http
-from bot.model import ClusterStaging, Phase, Rollout, Target
-from bot.provision import archive, inventory, overrides, render
+from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
+from bot.provision import access, archive, decisions, health, inventory, overrides, render
+from bot.provision.access import Access
 from bot.provision.archive import ANNOTATION_ARCHIVED
 from bot.provision.base import StepOutput
+from bot.provision.decisions import Decision
 from bot.provision.rollout import workload_rollout
 
 Obj = dict[str, Any]
@@ -35,6 +37,7 @@ ANNOTATION_KINDS = "stagingbot.dev/applied-kinds"
 TERMINATING_DELAY = 2.0
 CONFLICT_DELAY = 1.0
 REQUEST_TIMEOUT = 30.0
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 WORKLOAD_KINDS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"))
 # Dependencies first (Helm's install order, shortened); unknown kinds go last.
 APPLY_ORDER = (
@@ -86,9 +89,18 @@ class KubernetesProvisioner:
     """Builds, reads and removes stagings with `kubernetes.aio`; one ApiClient for its lifetime."""
 
     def __init__(
-        self, api: Any, dynamic: Any, field_manager: str = "stagingbot", timeout: float = 30.0
+        self,
+        api: Any,
+        dynamic: Any,
+        field_manager: str = "stagingbot",
+        timeout: float = 30.0,
+        state_namespace: str = "default",
+        access: Access | None = None,
     ) -> None:
         self._api = api
+        self._access = access  # the RoleBinding that gives the bot its rights in a staging
+        self._namespaced_only: set[str] = set()  # kinds RBAC refuses to list cluster-wide
+        self._state_namespace = state_namespace  # where decisions are kept (ConfigMaps)
         self._dynamic = dynamic
         self._field_manager = field_manager
         self._archive_manager = f"{field_manager}-archive"
@@ -102,11 +114,14 @@ class KubernetesProvisioner:
         context: str,
         field_manager: str = "stagingbot",
         discovery_cache: str | None = None,
+        state_namespace: str = "",
+        access: Access | None = None,
     ) -> KubernetesProvisioner:
         """Connects with `kubeconfig` ("" = in-cluster in a pod, else KUBECONFIG/~/.kube/config).
 
         `discovery_cache` is the file the dynamic client keeps API discovery in (default: one
-        per API server URL in the temp directory).
+        per API server URL in the temp directory). `state_namespace` is the bot's own
+        namespace, where it keeps decisions ("" = the pod's own, else `default`).
         """
         configuration = k8s_client.Configuration()
         missing = _no_cluster_configured(kubeconfig)
@@ -132,7 +147,13 @@ class KubernetesProvisioner:
         except BaseException:
             await api.close()
             raise
-        return cls(api, dynamic, field_manager)
+        return cls(
+            api,
+            dynamic,
+            field_manager,
+            state_namespace=_state_namespace(state_namespace),
+            access=access,
+        )
 
     async def close(self) -> None:
         await self._api.close()
@@ -157,6 +178,7 @@ class KubernetesProvisioner:
         kinds = sorted({_kind_id(obj) for obj in objects})
         previous = _annotation_kinds(namespace)
         await self._apply_namespace(target, sorted(set(kinds) | set(previous)))
+        await self._grant_access(target)
         existing = await self._list_labelled(target, set(kinds) | set(previous))
         # An archived staging stays archived, workloads the templates just gained included.
         staging_archived = archive.is_archived(namespace)
@@ -177,6 +199,12 @@ class KubernetesProvisioner:
         manifest = render.namespace_manifest(target)
         manifest["metadata"].setdefault("annotations", {})[ANNOTATION_KINDS] = ",".join(kinds)
         await self._apply_object(manifest)
+
+    async def _grant_access(self, target: Target) -> None:
+        """The bot's rights inside the staging (bot.provision.access), before anything in it."""
+        if self._access is not None:
+            binding = access.role_binding(self._access, target.namespace, target.instance)
+            await self._apply_object(binding)
 
     async def _apply_object(self, obj: Obj) -> None:
         resource = await self._resource(obj["apiVersion"], obj["kind"], obj)
@@ -307,6 +335,7 @@ class KubernetesProvisioner:
         if namespace is None or _terminating(namespace):
             return
         _check_ours(namespace, target, "archive")
+        await self._grant_access(target)
         if not archive.is_archived(namespace):
             marks = {"metadata": {"annotations": {ANNOTATION_ARCHIVED: "true"}}}
             await self._merge_patch(namespace, marks, "archive")
@@ -324,6 +353,7 @@ class KubernetesProvisioner:
         if namespace is None or _terminating(namespace):
             return
         _check_ours(namespace, target, "restore")
+        await self._grant_access(target)
         kinds = _kind_ids((*archive.ARCHIVED_KINDS, archive.JOB))
         for obj in await self._list_labelled(target, kinds):
             patch = archive.restore_patch(obj)
@@ -374,23 +404,97 @@ class KubernetesProvisioner:
     # the sweep
 
     async def list_stagings(self, instance: str) -> list[ClusterStaging]:
-        """Two list calls: the instance's namespaces, then its overrides ConfigMaps."""
+        """Three list calls: the instance's namespaces, its overrides ConfigMaps and its
+        secret overrides Secrets (only those, by name: never any other Secret)."""
         selector = naming.instance_selector(instance)
         only_overrides = f"metadata.name={overrides.CONFIGMAP}"
+        only_secret = f"metadata.name={overrides.SECRET}"
         try:
             namespaces = await self._list_cluster("v1", "Namespace", selector, None)
-            configmaps = await self._list_cluster("v1", "ConfigMap", selector, only_overrides)
+            configmaps = await self._list_each("ConfigMap", selector, only_overrides, namespaces)
+            secrets = await self._list_each("Secret", selector, only_secret, namespaces)
         except PermanentError as exc:  # say, RBAC refuses the list: still no answer at all
             raise TemporaryError(exc.reason) from exc
-        return inventory.stagings(namespaces, configmaps)
+        return inventory.stagings(namespaces, configmaps, secrets)
+
+    async def health(self, instance: str, running: Sequence[Target]) -> dict[StagingKey, str]:
+        """Two list calls, cluster-wide: the instance's Deployments and StatefulSets."""
+        selector = naming.instance_selector(instance)
+        workloads: list[Obj] = []
+        try:
+            for api_version, kind in WORKLOAD_KINDS:
+                found = await self._list_cluster(api_version, kind, selector, None)
+                workloads += [{**item, "apiVersion": api_version, "kind": kind} for item in found]
+        except PermanentError as exc:
+            raise TemporaryError(exc.reason) from exc
+        return health.unavailable(workloads)
+
+    async def remember_decision(self, instance: str, decision: Decision) -> None:
+        """A ConfigMap in the bot's namespace (server-side apply: idempotent)."""
+        try:
+            await self._apply_object(
+                decisions.to_configmap(decision, instance, self._state_namespace)
+            )
+        except PermanentError as exc:  # say, RBAC: the teardown waits until it can be kept
+            raise TemporaryError(f"cannot keep the decision: {exc.reason}") from exc
+
+    async def forget_decision(self, instance: str, key: StagingKey) -> None:
+        name = decisions.configmap_name(instance, key)
+        resource = await self._resource("v1", "ConfigMap")
+        call = self._dynamic.delete(
+            resource, name=name, namespace=self._state_namespace, _request_timeout=self._timeout
+        )
+        await _call(f"delete ConfigMap/{name}", call, missing_ok=True)
+
+    async def decisions(self, instance: str) -> dict[StagingKey, Decision]:
+        """One list call in the bot's namespace."""
+        selector = decisions.selector(instance)
+        try:
+            found = await self._list_cluster(
+                "v1", "ConfigMap", selector, None, namespace=self._state_namespace
+            )
+        except PermanentError as exc:
+            raise TemporaryError(exc.reason) from exc
+        return decisions.from_configmaps(found)
+
+    async def _list_each(
+        self, kind: str, selector: str, fields: str, namespaces: list[Obj]
+    ) -> list[Obj]:
+        """Every `kind` in the cluster, in one call where RBAC allows it; with the least
+        privilege of manifests/bot/ (no cluster-wide read of Secrets), one call in each
+        staging namespace, where the bot's RoleBinding lets it read."""
+        if kind not in self._namespaced_only:
+            try:
+                return await self._list_cluster("v1", kind, selector, fields)
+            except PermanentError as exc:
+                if not _forbidden(exc):
+                    raise
+                self._namespaced_only.add(kind)
+        found: list[Obj] = []
+        for namespace in namespaces:
+            if inventory.terminating(namespace):
+                continue  # its RoleBinding may be gone already; it is on its way out
+            name = namespace["metadata"]["name"]
+            found += await self._list_cluster("v1", kind, selector, fields, namespace=name)
+        return found
 
     async def _list_cluster(
-        self, api_version: str, kind: str, selector: str, fields: str | None
+        self,
+        api_version: str,
+        kind: str,
+        selector: str,
+        fields: str | None,
+        namespace: str | None = None,
     ) -> list[Obj]:
-        """Every `kind` in the whole cluster matching the selectors; whole, or it raises."""
+        """Every `kind` in the whole cluster (or `namespace`) matching the selectors; whole,
+        or it raises."""
         resource = await self._resource(api_version, kind)
         call = self._dynamic.get(
-            resource, label_selector=selector, field_selector=fields, _request_timeout=self._timeout
+            resource,
+            namespace=namespace,
+            label_selector=selector,
+            field_selector=fields,
+            _request_timeout=self._timeout,
         )
         found = _plain(await _call(f"list {kind} in the cluster", call))
         if (found.get("metadata") or {}).get("continue"):  # a chunk: never taken for the whole
@@ -499,6 +603,23 @@ def _status_body(body: Any) -> Obj:
 def _plain(instance: Any) -> Obj:
     data = instance.to_dict() if hasattr(instance, "to_dict") else instance
     return data if isinstance(data, dict) else {}
+
+
+def _state_namespace(configured: str) -> str:
+    """The bot's own namespace: configured, else the pod's (its service account says), else
+    `default`."""
+    if configured:
+        return configured
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as file:
+            return file.read().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _forbidden(exc: PermanentError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, ApiException) and cause.status == 403
 
 
 def _check_ours(namespace: Obj, target: Target, action: str) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.errors import TemporaryError
-from bot.model import ClusterStaging, Phase, Rollout, Target
+from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
 from bot.provision.base import Provisioner, StepOutput
+from bot.provision.decisions import Decision
 
 log = logging.getLogger("stagingbot.provision")
 
@@ -73,6 +74,18 @@ class LazyProvisioner:
 
     async def list_stagings(self, instance: str) -> list[ClusterStaging]:
         return await (await self.connect()).list_stagings(instance)
+
+    async def health(self, instance: str, running: Sequence[Target]) -> dict[StagingKey, str]:
+        return await (await self.connect()).health(instance, running)
+
+    async def remember_decision(self, instance: str, decision: Decision) -> None:
+        await (await self.connect()).remember_decision(instance, decision)
+
+    async def forget_decision(self, instance: str, key: StagingKey) -> None:
+        await (await self.connect()).forget_decision(instance, key)
+
+    async def decisions(self, instance: str) -> dict[StagingKey, Decision]:
+        return await (await self.connect()).decisions(instance)
 
     async def close(self) -> None:
         close = getattr(self._real, "close", None)

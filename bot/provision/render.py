@@ -20,6 +20,7 @@ ANNOTATION_CERT_MANAGER = "cert-manager.io/cluster-issuer"
 TLS_SECRET_NAME = "stagingbot-tls"  # noqa: S105 (a Secret object name, not a secret)
 # The bot-owned ConfigMap of per-staging overrides, read by every container (overrides.py).
 OVERRIDES_CONFIGMAP = overrides.CONFIGMAP
+OVERRIDES_SECRET = overrides.SECRET  # and the Secret of the secret ones, while there are any
 ANNOTATION_OVERRIDES_CHECKSUM = overrides.ANNOTATION_CHECKSUM
 JOB_TTL_SECONDS = 3600
 
@@ -114,6 +115,8 @@ def render_manifests(target: Target) -> list[Obj]:
     if not files:
         raise PermanentError(f"invalid manifest folder {target.manifests}: no *.yaml templates")
     settings = overrides.data(target.overrides, _invalid_overrides)
+    secrets = overrides.data(target.secret_overrides, _invalid_overrides)
+    wired = overrides.wiring(settings, secrets, target.secret_checksum)
     values = variables(target)
     objects: list[Obj] = []
     for path in files:
@@ -121,8 +124,10 @@ def render_manifests(target: Target) -> list[Obj]:
             where = _Where(path.name, number)
             _check(document, where)
             filled = _substitute(document, _filler(values, where))
-            objects.append(_finish(filled, target, where, settings))
+            objects.append(_finish(filled, target, where, wired))
     objects.append(overrides_configmap(target, settings))
+    if secrets:
+        objects.append(overrides_secret(target, secrets))
     return objects
 
 
@@ -138,6 +143,22 @@ def overrides_configmap(target: Target, settings: dict[str, str]) -> Obj:
             "annotations": _annotations(target),
         },
         "data": dict(settings),
+    }
+
+
+def overrides_secret(target: Target, secrets: dict[str, str]) -> Obj:
+    """The staging's secret overrides, present while there are any."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": OVERRIDES_SECRET,
+            "namespace": target.namespace,
+            "labels": _labels(target),
+            "annotations": _annotations(target),
+        },
+        "type": "Opaque",
+        "data": overrides.secret_data(secrets),
     }
 
 
@@ -241,7 +262,7 @@ def _check(document: Obj, where: _Where) -> None:
         )
 
 
-def _finish(obj: Obj, target: Target, where: _Where, settings: dict[str, str]) -> Obj:
+def _finish(obj: Obj, target: Target, where: _Where, wired: overrides.Wiring) -> Obj:
     """Adds what the bot owns to a filled-in object: namespace, labels, annotations, tweaks."""
     api_version, kind, metadata = obj["apiVersion"], obj["kind"], obj["metadata"]
     if not metadata["name"]:
@@ -251,13 +272,17 @@ def _finish(obj: Obj, target: Target, where: _Where, settings: dict[str, str]) -
             f"ConfigMap {OVERRIDES_CONFIGMAP} is the bot's own (per-staging overrides): "
             "rename yours"
         )
+    if (api_version, kind) == ("v1", "Secret") and metadata["name"] == OVERRIDES_SECRET:
+        raise where.error(
+            f"Secret {OVERRIDES_SECRET} is the bot's own (secret overrides): rename yours"
+        )
     metadata["namespace"] = target.namespace
     _mapping(metadata, "labels", where).update(_labels(target))
     _mapping(metadata, "annotations", where).update(_annotations(target))
     if (api_version, kind) in _WORKLOADS:
-        _finish_workload(obj, target, where, settings)
+        _finish_workload(obj, target, where, wired)
     if (api_version, kind) == _CRONJOB:
-        _finish_cronjob(obj, where, settings)
+        _finish_cronjob(obj, where, wired)
     if (api_version, kind) == ("batch/v1", "Job"):
         _finish_job(obj, target, where)
     if (api_version, kind) == ("networking.k8s.io/v1", "Ingress"):
@@ -265,27 +290,25 @@ def _finish(obj: Obj, target: Target, where: _Where, settings: dict[str, str]) -
     return obj
 
 
-def _finish_workload(
-    workload: Obj, target: Target, where: _Where, settings: dict[str, str]
-) -> None:
+def _finish_workload(workload: Obj, target: Target, where: _Where, wired: overrides.Wiring) -> None:
     """Every container reads the overrides; the pod template carries their checksum (a
     change rolls the pods, an unchanged set does not) and the redeploy token, if any."""
     template = _mapping(_mapping(workload, "spec", where), "template", where)
-    overrides.wire_pod(_mapping(template, "spec", where), settings, where.error)
+    overrides.wire_pod(_mapping(template, "spec", where), wired, where.error)
     annotations = _mapping(_mapping(template, "metadata", where), "annotations", where)
-    annotations[ANNOTATION_OVERRIDES_CHECKSUM] = overrides.checksum(settings)
+    annotations[ANNOTATION_OVERRIDES_CHECKSUM] = wired.checksum
     if target.redeploy_token:
         annotations[ANNOTATION_REDEPLOY] = target.redeploy_token
 
 
-def _finish_cronjob(cronjob: Obj, where: _Where, settings: dict[str, str]) -> None:
+def _finish_cronjob(cronjob: Obj, where: _Where, wired: overrides.Wiring) -> None:
     """Every container reads the overrides. No checksum: each run starts new pods, which
     read the ConfigMap as it is then, so a change needs no restart."""
     job_spec = _mapping(
         _mapping(_mapping(cronjob, "spec", where), "jobTemplate", where), "spec", where
     )
     pod_spec = _mapping(_mapping(job_spec, "template", where), "spec", where)
-    overrides.wire_pod(pod_spec, settings, where.error)
+    overrides.wire_pod(pod_spec, wired, where.error)
 
 
 def _finish_job(job: Obj, target: Target, where: _Where) -> None:

@@ -39,10 +39,24 @@ def read(path: Path) -> str:
 
 def free(port: int) -> bool:
     with socket.socket() as sock:
+        # As the app binds (http.server sets SO_REUSEADDR): a connection of the previous
+        # run still in TIME_WAIT does not keep the staging from its address.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
             return False
+    return True
+
+
+def free_soon(port: int, within: float = 2.0) -> bool:
+    """Whether the port is free, or frees itself shortly: a stopped app's process is gone
+    from /proc a moment before the kernel closes its listening socket."""
+    deadline = time.monotonic() + within
+    while not free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
     return True
 
 
@@ -73,7 +87,7 @@ def start(here: Path) -> None:
     """Start the app (again) with this step's environment: the staging's SHA, overrides..."""
     here.mkdir(parents=True, exist_ok=True)
     port = int(read(here / "port") or 0)
-    if not port or not free(port):  # keep the address across updates when possible
+    if not port or not free_soon(port):  # keep the address across updates when possible
         port = new_port()
     with open(here / "app.log", "ab") as log:
         app = subprocess.Popen(  # noqa: S603 - our own app, no shell

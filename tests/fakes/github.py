@@ -9,6 +9,7 @@ anything but an installation token, and records every request so tests can count
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import re
@@ -42,6 +43,7 @@ DEFAULT_MESSAGES = {
 PERSONAL_CHECKS = "Resource not accessible by personal access token"
 DEPLOY_STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
 STATUS_STATES = {"error", "failure", "pending", "success"}
+CI_APP_ID = 15368  # GitHub Actions' App id: check runs of CI are written by another App
 REACTIONS = {"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"}
 # The legacy `permission` field reports each role's base permission.
 BASE_PERMISSION = {
@@ -113,6 +115,13 @@ class _Pull:
     fork_full_name: str | None = None
     base_sha: str = "b" * 40
     labels: list[str] = field(default_factory=list)
+    updated_at: str = field(default_factory=_now)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Any change moves `updated_at`, as on GitHub (so an unchanged list keeps its ETag)."""
+        super().__setattr__(name, value)
+        if name != "updated_at":
+            super().__setattr__("updated_at", _now())
 
 
 @dataclass
@@ -188,7 +197,12 @@ class FakeGitHub:
         self._roles: dict[tuple[int, str], str] = {}  # (repo id, lower login) -> role
         self._deployments: dict[int, Json] = {}
         self._deployment_statuses: dict[int, list[Json]] = {}
+        # (lower org, lower team slug) -> lower login -> membership state (active, pending)
+        self._teams: dict[tuple[str, str], dict[str, str]] = {}
+        self._no_members_read: set[int] = set()  # installations without "Members: read"
         self._failures: list[_Failure] = []
+        self.rate_used = 0  # requests counted against the rate limit (a 304 is not)
+        self._outage: _Failure | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -309,6 +323,21 @@ class FakeGitHub:
             self._users.add(login.lower())
             self._roles[self._repo_named(full_name).id, login.lower()] = role
 
+    def add_team(
+        self, org: str, slug: str, members: tuple[str, ...] = (), pending: tuple[str, ...] = ()
+    ) -> None:
+        """A team of the organization `org` (which owns repositories added with `add_repo`)."""
+        with self._lock:
+            team = self._teams.setdefault((org.lower(), slug.lower()), {})
+            team.update({login.lower(): "active" for login in members})
+            team.update({login.lower(): "pending" for login in pending})
+            self._users.update(login.lower() for login in (*members, *pending))
+
+    def revoke_members_read(self, installation_id: int) -> None:
+        """The App's installation lacks the "Members: read" organization permission."""
+        with self._lock:
+            self._no_members_read.add(installation_id)
+
     def reactions(self, comment_id: int) -> list[Json]:
         with self._lock:
             return [dict(r) for r in self._reactions.get(comment_id, [])]
@@ -326,6 +355,24 @@ class FakeGitHub:
         with self._lock:
             for _ in range(n):
                 self._failures.append(_Failure(status, dict(headers or {}), body, method, path))
+
+    def start_outage(
+        self,
+        status: int,
+        headers: dict[str, str] | None = None,
+        body: Json | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer every matching request with `status` until `end_outage()`: a stretch of 5xx,
+        or of rate limiting (429, or 403 with GitHub's secondary-limit message and
+        `Retry-After` in `headers`). Replaces an outage already going on."""
+        with self._lock:
+            self._outage = _Failure(status, dict(headers or {}), body, method, path)
+
+    def end_outage(self) -> None:
+        with self._lock:
+            self._outage = None
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -364,6 +411,70 @@ class FakeGitHub:
             repo_id = self._repo_named(full_name).id
             return [dict(s) for s in self._statuses.get(repo_id, []) if s["_sha"] == sha]
 
+    def add_check_run(
+        self,
+        full_name: str,
+        sha: str,
+        name: str,
+        status: str = "completed",
+        conclusion: str | None = "success",
+    ) -> int:
+        """A check run written by another App (CI, e.g. GitHub Actions): a re-run is a new
+        run with the same name, and the list answers the newest one of each name."""
+        with self._lock:
+            repo = self._repo_named(full_name)
+            rid = next(self._ids)
+            api = f"/repos/{repo.full_name}"
+            self._check_runs[rid] = {
+                "id": rid,
+                "node_id": f"CR_{rid}",
+                "head_sha": sha,
+                "external_id": "",
+                "url": self._api(f"{api}/check-runs/{rid}"),
+                "html_url": f"https://github.com/{repo.full_name}/actions/runs/{rid}/job/{rid}",
+                "details_url": f"https://github.com/{repo.full_name}/actions/runs/{rid}",
+                "status": status,
+                "conclusion": conclusion if status == "completed" else None,
+                "started_at": _now(),
+                "completed_at": _now() if status == "completed" else None,
+                "output": {
+                    "title": None,
+                    "summary": None,
+                    "text": None,
+                    "annotations_count": 0,
+                    "annotations_url": self._api(f"{api}/check-runs/{rid}/annotations"),
+                },
+                "name": name,
+                "check_suite": {"id": 7},
+                "app": {**self._app(), "id": CI_APP_ID, "slug": "github-actions"},
+                "pull_requests": [],
+                "_repo": repo.id,
+            }
+            return rid
+
+    def add_status(self, full_name: str, sha: str, context: str, state: str) -> None:
+        """A commit status written by someone else (a CI service with its own token)."""
+        assert state in STATUS_STATES, state
+        with self._lock:
+            repo = self._repo_named(full_name)
+            sid = next(self._ids)
+            self._statuses.setdefault(repo.id, []).append(
+                {
+                    "url": self._api(f"/repos/{repo.full_name}/statuses/{sha}"),
+                    "avatar_url": None,
+                    "id": sid,
+                    "node_id": f"SC_{sid}",
+                    "state": state,
+                    "description": f"Build {state}",
+                    "target_url": f"https://ci.example.com/builds/{sid}",
+                    "context": context,
+                    "created_at": _now(),
+                    "updated_at": _now(),
+                    "creator": {"login": "ci-bot", "id": 77, "type": "User"},
+                    "_sha": sha,
+                }
+            )
+
     def deployments(self, full_name: str) -> list[Json]:
         with self._lock:
             repo_id = self._repo_named(full_name).id
@@ -387,17 +498,24 @@ class FakeGitHub:
         with self._lock:
             caller = self._authenticate(http.headers.get("Authorization", ""))
             response = self._dispatch(http.command, split.path, query, body, caller)
+            payload = b"" if response.body is None else json.dumps(response.body).encode()
+            asked = http.headers.get("If-None-Match")
+            response = _conditional(http.command, asked, response, payload)
+            if response.status == 304:
+                payload = b""
+            elif caller.kind in ("installation", "personal"):
+                self.rate_used += 1  # a 304 costs no rate limit; every other answer does
             self.requests.append(
                 Recorded(http.command, split.path, query, caller.kind, body, response.status)
             )
-        payload = b"" if response.body is None else json.dumps(response.body).encode()
+            remaining = max(0, 5000 - self.rate_used)
         http.send_response(response.status)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "Content-Length": str(len(payload)),
             "X-GitHub-Request-Id": secrets.token_hex(8).upper(),
             "X-RateLimit-Limit": "5000",
-            "X-RateLimit-Remaining": "4999",
+            "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": str(int(time.time()) + 3600),
             "X-RateLimit-Resource": "core",
             **response.headers,
@@ -446,6 +564,12 @@ class FakeGitHub:
             return _Response(err.status, err.body, err.headers)
 
     def _maybe_fail(self, method: str, path: str) -> None:
+        outage = self._outage
+        if outage is not None and self._matches(outage, method, path):
+            err = _Error(outage.status, None, outage.headers)
+            if outage.body is not None:
+                err.body = outage.body
+            raise err
         for failure in self._failures:
             if (failure.method is None or failure.method == method) and (
                 failure.path is None or re.search(failure.path, path)
@@ -455,6 +579,12 @@ class FakeGitHub:
                 if failure.body is not None:
                     err.body = failure.body
                 raise err
+
+    @staticmethod
+    def _matches(failure: _Failure, method: str, path: str) -> bool:
+        return (failure.method is None or failure.method == method) and (
+            failure.path is None or re.search(failure.path, path) is not None
+        )
 
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any, caller: _Caller
@@ -467,6 +597,8 @@ class FakeGitHub:
                 return handler(self, _Request(method, path, query, body, caller, match))
         if (match := re.fullmatch(r"/user", path)) and method == "GET":
             return self._get_user(_Request(method, path, query, body, caller, match))
+        if (match := re.fullmatch(ORG_TEAM_MEMBERSHIP, path)) and method == "GET":
+            return self._team_membership(_Request(method, path, query, body, caller, match))
         repo, rest = self._resolve_repo(path)
         for pattern, verb, handler in REPO_ROUTES:
             match = re.fullmatch(pattern, rest)
@@ -606,9 +738,9 @@ class FakeGitHub:
             "body": None,
             "user": {"login": pull.author, "id": 21031067, "type": "User"},
             "created_at": "2024-01-01T00:00:00Z",
-            "updated_at": _now(),
-            "closed_at": _now() if closed else None,
-            "merged_at": _now() if pull.merged else None,
+            "updated_at": pull.updated_at,
+            "closed_at": pull.updated_at if closed else None,
+            "merged_at": pull.updated_at if pull.merged else None,
             "merge_commit_sha": None,
             "draft": pull.draft,
             "merged": pull.merged,
@@ -841,6 +973,14 @@ class FakeGitHub:
             and (name is None or r["name"] == name)
             and (status is None or r["status"] == status)
         ]
+        if request.query.get("filter", "latest") == "latest":  # GitHub's default
+            seen: set[tuple[str, int]] = set()
+            newest = []
+            for run in runs:  # newest first: the first of each name and App is the latest
+                if (run["name"], run["app"]["id"]) not in seen:
+                    seen.add((run["name"], run["app"]["id"]))
+                    newest.append(run)
+            runs = newest
         page, headers = self._paginate(request, runs)
         return _Response(200, {"total_count": len(runs), "check_runs": page}, headers)
 
@@ -869,6 +1009,39 @@ class FakeGitHub:
             raise _Error(422, "description is too long (maximum is 140 characters)")
         self._statuses.setdefault(request.repo.id, []).append(status)
         return _Response(201, {k: v for k, v in status.items() if k != "_sha"})
+
+    def _combined_status(self, request: _Request) -> _Response:
+        """The latest status of each context and their combined state.
+        https://docs.github.com/en/rest/commits/statuses#get-the-combined-status-for-a-specific-reference
+        """
+        assert request.repo is not None
+        sha = self._resolve_ref(request.repo, request.match["ref"])
+        latest: dict[str, Json] = {}
+        for status in reversed(self._statuses.get(request.repo.id, [])):
+            if status["_sha"] == sha:
+                latest.setdefault(status["context"], status)
+        statuses = [{k: v for k, v in s.items() if k != "_sha"} for s in latest.values()]
+        states = {s["state"] for s in statuses}
+        combined = (
+            "failure"
+            if states & {"failure", "error"}
+            else "pending"
+            if "pending" in states or not states
+            else "success"
+        )
+        api = f"/repos/{request.repo.full_name}"
+        return _Response(
+            200,
+            {
+                "state": combined,
+                "statuses": statuses,
+                "sha": sha,
+                "total_count": len(statuses),
+                "repository": self._repo_json(request.repo),
+                "commit_url": self._api(f"{api}/commits/{sha}"),
+                "url": self._api(f"{api}/commits/{sha}/status"),
+            },
+        )
 
     def _list_statuses(self, request: _Request) -> _Response:
         assert request.repo is not None
@@ -973,6 +1146,41 @@ class FakeGitHub:
             "role_name": role,
         }
         return _Response(200, {"permission": permission, "role_name": role, "user": user})
+
+    def _team_membership(self, request: _Request) -> _Response:
+        """GET /orgs/{org}/teams/{team_slug}/memberships/{username}: 200 with the state
+        (active, or pending for an invitation), 404 for a non-member or an unknown team.
+        https://docs.github.com/en/rest/teams/members#get-team-membership-for-a-user"""
+        org = unquote(request.match["org"]).lower()
+        caller = request.caller
+        if caller.kind in ("none", "invalid"):
+            raise _Error(401, "Bad credentials" if caller.kind == "invalid" else None)
+        if caller.kind == "jwt":
+            raise _Error(403, "Resource not accessible by integration")
+        if caller.kind == "installation":
+            owned = {
+                r.installation_id
+                for r in self._repos.values()
+                if r.full_name.lower().startswith(f"{org}/")
+            }
+            if caller.installation_id not in owned:
+                raise _Error(404)  # installed elsewhere: the organization is not visible
+            if caller.installation_id in self._no_members_read:
+                raise _Error(403, "Resource not accessible by integration")
+        team = self._teams.get((org, unquote(request.match["slug"]).lower()))
+        login = unquote(request.match["login"])
+        state = (team or {}).get(login.lower())
+        if state is None:
+            raise _Error(404)
+        slug = request.match["slug"]
+        return _Response(
+            200,
+            {
+                "url": self._api(f"/orgs/{org}/teams/{slug}/memberships/{login}"),
+                "role": "member",
+                "state": state,
+            },
+        )
 
     def _deployment_json(self, deployment: Json) -> Json:
         return {k: v for k, v in deployment.items() if not k.startswith("_")}
@@ -1103,6 +1311,7 @@ class FakeGitHub:
         return _Response(200, page, headers)
 
 
+ORG_TEAM_MEMBERSHIP = r"/orgs/(?P<org>[^/]+)/teams/(?P<slug>[^/]+)/memberships/(?P<login>[^/]+)"
 APP_ROUTES: list[tuple[str, str, Handler]] = [
     (r"/app", "GET", FakeGitHub._get_app),
     (r"/app/installations/(?P<id>\d+)/access_tokens", "POST", FakeGitHub._access_token),
@@ -1118,6 +1327,7 @@ REPO_ROUTES: list[tuple[str, str, Handler]] = [
     (r"/commits/(?P<ref>[^/]+)/check-runs", "GET", FakeGitHub._list_check_runs),
     (r"/statuses/(?P<sha>[^/]+)", "POST", FakeGitHub._create_status),
     (r"/commits/(?P<ref>[^/]+)/statuses", "GET", FakeGitHub._list_statuses),
+    (r"/commits/(?P<ref>[^/]+)/status", "GET", FakeGitHub._combined_status),
     (r"/issues/(?P<number>\d+)/comments", "GET", FakeGitHub._list_comments),
     (r"/issues/(?P<number>\d+)/comments", "POST", FakeGitHub._create_comment),
     (r"/issues/comments/(?P<id>\d+)", "GET", FakeGitHub._get_comment),
@@ -1130,6 +1340,23 @@ REPO_ROUTES: list[tuple[str, str, Handler]] = [
     (r"/deployments/(?P<id>\d+)/statuses", "GET", FakeGitHub._list_deployment_statuses),
     (r"/deployments/(?P<id>\d+)/statuses", "POST", FakeGitHub._create_deployment_status),
 ]
+
+
+def _conditional(
+    method: str, if_none_match: str | None, response: _Response, payload: bytes
+) -> _Response:
+    """GitHub's conditional requests: a GET's 200 carries an ETag (over the body); asked
+    again with it in `If-None-Match`, an unchanged answer is `304 Not Modified`, no body.
+    https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate
+    """
+    if method != "GET" or response.status != 200:
+        return response
+    etag = f'W/"{hashlib.sha256(payload).hexdigest()[:40]}"'
+    headers = {**response.headers, "ETag": etag}
+    asked = {tag.strip() for tag in (if_none_match or "").split(",")}
+    if etag in asked or "*" in asked:
+        return _Response(304, None, headers)
+    return _Response(response.status, response.body, headers)
 
 
 def iter_tokens(fake: FakeGitHub) -> Iterator[str]:

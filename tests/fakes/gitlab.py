@@ -139,9 +139,11 @@ class FakeGitLab:
         self._mrs: dict[tuple[int, int], _MergeRequest] = {}
         self._notes: dict[int, Json] = {}
         self._statuses: list[Json] = []
+        self._pipelines: dict[int, Json] = {}  # id -> pipeline, with `_project` and `_jobs`
         self._environments: dict[int, Json] = {}
         self._users: dict[str, Json] = {username.lower(): self._person(username, user_id)}
         self._members: dict[str, dict[int, int]] = {}  # group or project path -> id -> level
+        self._groups: dict[str, int] = {}  # lower full path -> group id
         self._awards: dict[int, list[Json]] = {}  # note id -> award emoji
         self._failures: list[_Failure] = []
         self._server: ThreadingHTTPServer | None = None
@@ -256,6 +258,11 @@ class FakeGitLab:
             user_id = int(self._users[username.lower()]["id"])
             self._members.setdefault(path.lower(), {})[user_id] = access_level
 
+    def add_group(self, path: str, id: int) -> None:
+        """A group (or subgroup: `parent/child`); members are added with `add_member`."""
+        with self._lock:
+            self._groups[path.lower()] = id
+
     def awards(self, note_id: int) -> list[Json]:
         with self._lock:
             return [dict(a) for a in self._awards.get(note_id, [])]
@@ -299,6 +306,54 @@ class FakeGitLab:
             pid = self._project_named(path).id
             return [
                 self._public(s) for s in self._statuses if s["_project"] == pid and s["sha"] == sha
+            ]
+
+    def add_pipeline(
+        self, path: str, sha: str, status: str = "running", jobs: dict[str, str] | None = None
+    ) -> int:
+        """A CI pipeline on `sha` with its jobs (name -> status); a later one is newer."""
+        with self._lock:
+            project = self._project_named(path)
+            pid = next(self._ids)
+            self._pipelines[pid] = {
+                "id": pid,
+                "iid": len(self._pipelines) + 1,
+                "project_id": project.id,
+                "sha": sha,
+                "ref": "feature",
+                "status": status,
+                "source": "merge_request_event",
+                "created_at": _now(),
+                "updated_at": _now(),
+                "web_url": f"https://gitlab.example.com/{project.path}/-/pipelines/{pid}",
+                "_project": project.id,
+                "_jobs": [],
+            }
+            self.set_pipeline(pid, status, jobs or {})
+            return pid
+
+    def set_pipeline(self, pipeline_id: int, status: str, jobs: dict[str, str]) -> None:
+        """The pipeline's status and its jobs' (name -> status), replacing those before."""
+        with self._lock:
+            pipeline = self._pipelines[pipeline_id]
+            pipeline.update(status=status, updated_at=_now())
+            path = self._projects[pipeline["_project"]].path
+            pipeline["_jobs"] = [
+                {
+                    "id": next(self._ids),
+                    "status": job_status,
+                    "stage": "build",
+                    "name": name,
+                    "ref": pipeline["ref"],
+                    "tag": False,
+                    "allow_failure": False,
+                    "created_at": _now(),
+                    "web_url": f"https://gitlab.example.com/{path}/-/jobs/{pipeline_id}",
+                    "pipeline": {
+                        k: pipeline[k] for k in ("id", "project_id", "ref", "sha", "status")
+                    },
+                }
+                for name, job_status in jobs.items()
             ]
 
     def environments(self, path: str) -> list[Json]:
@@ -363,6 +418,10 @@ class FakeGitLab:
             return _Response(200, self._user())
         if path == "/api/v4/users" and method == "GET":
             return self._list_users(query)
+        if m := re.fullmatch(r"/api/v4/groups/([^/]+)/members/all/(\d+)", path):
+            if method != "GET":
+                raise _Error(405)
+            return self._group_member_all(unquote(m[1]), int(m[2]))
         m = re.fullmatch(r"/api/v4/projects/([^/]+)(/.*)?", path)
         if m is None:
             raise _Error(404)
@@ -526,6 +585,33 @@ class FakeGitLab:
             "expires_at": None,
             "membership_state": "active",
         }
+
+    def _group_member_all(self, ident: str, user_id: int) -> _Response:
+        """GET /groups/:id/members/all/:user_id: a member of the group or of a parent group
+        (the highest level); 404 "Group Not Found" for an unknown group (or a username)."""
+        paths = {gid: path for path, gid in self._groups.items()}
+        path = paths.get(int(ident)) if ident.isdigit() else ident.lower()
+        if path is None or path not in self._groups:
+            raise _Error(404, "404 Group Not Found")
+        parts = path.split("/")
+        levels = [
+            self._members.get("/".join(parts[:n]), {}).get(user_id, 0)
+            for n in range(1, len(parts) + 1)
+        ]
+        user = next((u for u in self._users.values() if u["id"] == user_id), None)
+        if user is None or max(levels) == 0:
+            raise _Error(404, "404 Not found")
+        return _Response(
+            200,
+            {
+                **user,
+                "web_url": f"{self.url}/{user['username']}",
+                "access_level": max(levels),
+                "created_at": "2024-01-01T00:00:00.000Z",
+                "expires_at": None,
+                "membership_state": "active",
+            },
+        )
 
     def _environment(self, request: _Request) -> Json:
         env = self._environments.get(int(request.match["id"]))
@@ -741,8 +827,31 @@ class FakeGitLab:
         del self._environments[env["id"]]
         return _Response(204, None)
 
+    def _list_pipelines(self, request: _Request) -> _Response:
+        """https://docs.gitlab.com/api/pipelines/#list-project-pipelines (id, newest first)."""
+        query = request.query
+        found = [
+            {k: v for k, v in p.items() if k != "_jobs"}
+            for p in self._pipelines.values()
+            if p["_project"] == request.project.id
+            and query.get("sha", p["sha"]) == p["sha"]
+            and query.get("status", p["status"]) == p["status"]
+        ]
+        if query.get("order_by", "id") != "id":
+            raise _Error(400, "order_by does not have a valid value")
+        found.sort(key=lambda p: int(p["id"]), reverse=query.get("sort", "desc") == "desc")
+        return self._paginate(request, found)
+
+    def _list_pipeline_jobs(self, request: _Request) -> _Response:
+        """https://docs.gitlab.com/api/jobs/#list-pipeline-jobs"""
+        pipeline = self._pipelines.get(int(request.match["id"]))
+        if pipeline is None or pipeline["_project"] != request.project.id:
+            raise _Error(404, "404 Not found")
+        return self._paginate(request, [dict(job) for job in pipeline["_jobs"]])
+
 
 SHA = r"(?P<sha>[0-9a-fA-F]{7,64})"
+
 ROUTES: list[tuple[str, str, Handler]] = [
     (r"", "GET", FakeGitLab._get_project),
     (r"/merge_requests", "GET", FakeGitLab._list_mrs),
@@ -760,6 +869,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     (r"/members/all/(?P<uid>\d+)", "GET", FakeGitLab._get_member_all),
     (rf"/statuses/{SHA}", "POST", FakeGitLab._create_status),
     (rf"/repository/commits/{SHA}/statuses", "GET", FakeGitLab._list_statuses),
+    (r"/pipelines", "GET", FakeGitLab._list_pipelines),
+    (r"/pipelines/(?P<id>\d+)/jobs", "GET", FakeGitLab._list_pipeline_jobs),
     (r"/environments", "GET", FakeGitLab._list_environments),
     (r"/environments", "POST", FakeGitLab._create_environment),
     (r"/environments/(?P<id>\d+)", "GET", FakeGitLab._get_environment),

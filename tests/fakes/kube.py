@@ -15,7 +15,13 @@ Test hooks (all thread-safe, callable while the server runs):
   `clear_faults()` heals them (the controller re-reads faults on every tick).
 - `fail_next(count, status=503, retry_after=None, path_prefix="")`: the next `count`
   matching requests answer with that status (`Retry-After` header when given).
+- `go_down(status=503)` / `come_back()`: the API server is out of reach until it comes
+  back: every request answers `status` (as a load balancer in front of a dead API server
+  does), or with `status=None` the connection is closed without an answer. The stored
+  objects and the controller are untouched.
 - `add(obj)`: store an object directly (e.g. a TLS Secret in another namespace).
+- `authorize`: a callable that may refuse a resource request with a 403 before it is
+  served; `tests/fakes/rbac.py` evaluates RBAC objects as the API server does.
 - `set_status(kind, namespace, name, status)`: overwrite a workload's status.
 - `namespace(name)`, `objects(kind, namespace)`, `get(kind, namespace, name)`: copies.
 - `requests` / `count(...)`: every request seen (method, path, query, content type).
@@ -37,8 +43,8 @@ Simplifications, on purpose:
   ControllerRevisions); old pods are replaced at once when the template changes.
   Jobs complete after the rollout delay without pods (suspended ones never do);
   DaemonSets get no pods.
-- No watch, no pagination (`limit`/`continue` ignored), no admission webhooks, no RBAC
-  (any request with the kubeconfig's bearer token is allowed).
+- No watch, no pagination (`limit`/`continue` ignored), no admission webhooks; no RBAC
+  unless `authorize` is set (else any request with the kubeconfig's bearer token is allowed).
 """
 
 from __future__ import annotations
@@ -175,6 +181,10 @@ _TERMINATING_CONFLICT = (
     "The system is ensuring all content is removed from this namespace.  Upon completion, "
     "this namespace will automatically be purged by the system."
 )
+
+
+class ConnectionDropped(Exception):
+    """The fake is down (`go_down(None)`): the connection closes without an answer."""
 
 
 class ApiError(Exception):
@@ -446,11 +456,15 @@ class FakeKube:
         self._rv = itertools.count(1000)
         self._faults: list[tuple[str, _Fault]] = []
         self._http_failures: list[_HttpFailure] = []
+        self._down: int | None | bool = False  # False: up; None: drop connections
         self._delete_at: dict[str, float] = {}
         self._schema = schema_version()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        # Called with (resource, subresource, verb, namespace, name, body) before each
+        # resource request; raises ApiError(403) to refuse it (tests/fakes/rbac.py).
+        self.authorize: Callable[[ApiResource, str, str, str, str, bytes], None] | None = None
         for name in ("default", "kube-system"):
             self._write(_BY_PATH[("", "v1", "namespaces")], "", name, {}, "seed", "create")
 
@@ -540,6 +554,15 @@ class FakeKube:
         with self._lock:
             self._http_failures.append(_HttpFailure(count, status, retry_after, path_prefix))
 
+    def go_down(self, status: int | None = 503) -> None:
+        """Every request fails until `come_back()`: answered `status`, or (None) dropped."""
+        with self._lock:
+            self._down = status
+
+    def come_back(self) -> None:
+        with self._lock:
+            self._down = False
+
     def add(self, obj: Obj) -> Obj:
         """Store an object as if an operator had created it (validated, no HTTP)."""
         res = self._resource_for(obj["kind"])
@@ -603,7 +626,15 @@ class FakeKube:
         content_type = headers.get("content-type", "")
         with self._lock:
             self.requests.append(RecordedRequest(method, parts.path, query, content_type))
+            if self._down is None:
+                raise ConnectionDropped
             try:
+                if self._down is not False:
+                    raise ApiError(
+                        int(self._down),
+                        "ServiceUnavailable",
+                        "the server is currently unable to handle the request",
+                    )
                 self._injected_failure(parts.path)
                 if headers.get("authorization") != f"Bearer {self.token}":
                     raise ApiError(401, "Unauthorized", "Unauthorized")
@@ -678,6 +709,8 @@ class FakeKube:
         body: bytes,
     ) -> tuple[int, dict[str, str], Obj]:
         one = {k: v[-1] for k, v in query.items()}
+        if self.authorize is not None:
+            self.authorize(res, sub, _verb(method, name, one), namespace, name, body)
         if one.get("watch") in ("true", "1"):
             raise ApiError(405, "MethodNotAllowed", "watch is not supported by the fake")
         if sub and method != "GET":
@@ -1130,6 +1163,17 @@ class FakeKube:
 # --- object helpers -----------------------------------------------------------------------
 
 
+def _verb(method: str, name: str, query: dict[str, str]) -> str:
+    """The RBAC verb of a request, as the API server's request-info resolver names it."""
+    if method == "GET":
+        if query.get("watch") in ("true", "1"):
+            return "watch"
+        return "get" if name else "list"
+    if method == "DELETE":
+        return "delete" if name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
 def _decode(body: bytes, content_type: str) -> Obj:
     try:
         data = yaml.safe_load(body.decode()) if "yaml" in content_type else json.loads(body)
@@ -1566,7 +1610,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        code, extra, payload = self.fake.handle(self.command, self.path, headers, body)
+        try:
+            code, extra, payload = self.fake.handle(self.command, self.path, headers, body)
+        except ConnectionDropped:
+            self.close_connection = True  # no answer at all, as from a dead API server
+            return
         data = json.dumps(payload).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

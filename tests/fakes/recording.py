@@ -13,6 +13,7 @@ from typing import Any
 from bot.errors import PermanentError, TemporaryError
 from bot.hosts.base import REACTIONS, Access
 from bot.model import (
+    BuildReport,
     CheckReport,
     ClusterStaging,
     DeployState,
@@ -20,9 +21,11 @@ from bot.model import (
     PullRequest,
     RepoRef,
     Rollout,
+    StagingKey,
     Target,
 )
 from bot.provision.base import StepOutput
+from bot.provision.decisions import Decision
 
 
 @dataclass
@@ -36,7 +39,10 @@ class RecordingHost:
     access: dict[str, Access] = field(default_factory=dict)  # username -> access; else NONE
     replies: list[tuple[int, str]] = field(default_factory=list)  # (request number, body)
     login: str = "stagingbot[bot]"  # what identity() answers
+    gates: list[tuple[str, str, CheckReport]] = field(default_factory=list)  # (gate, sha, check)
+    members: dict[str, set[str]] = field(default_factory=dict)  # team/group -> usernames
     calls: list[str] = field(default_factory=list)
+    builds: dict[str, BuildReport] = field(default_factory=dict)  # sha -> what build_report says
     fail_next: list[Exception] = field(default_factory=list)
     failing: dict[str, Exception] = field(default_factory=dict)  # method -> raised every time
     _ids: Any = field(default_factory=lambda: itertools.count(100))
@@ -92,9 +98,12 @@ class RecordingHost:
         return self.pulls[number]
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None
+        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
     ) -> int | None:
         self._call("report_check")
+        if gate:  # a second check (staging/qa): kept apart, every write in order
+            self.gates.append((gate, sha, check))
+            return known_id or int(next(self._ids))
         found = known_id or next((i for i, (s, _) in self.checks.items() if s == sha), None)
         check_id = found or next(self._ids)
         self.checks[check_id] = (sha, check)
@@ -138,6 +147,10 @@ class RecordingHost:
         self._call("permission")
         return self.access.get(user, Access.NONE)
 
+    async def member_of(self, repo: RepoRef, group: str, user: str) -> bool:
+        self._call("member_of")
+        return user in self.members.get(group, set())
+
     async def reply(self, repo: RepoRef, number: int, body: str) -> int:
         self._call("reply")
         self.replies.append((number, body))
@@ -146,6 +159,15 @@ class RecordingHost:
     async def identity(self) -> str:
         self._call("identity")
         return self.login
+
+    async def build_report(self, repo: RepoRef, sha: str) -> BuildReport:
+        self._call("build_report")
+        return self.builds.get(sha, BuildReport())
+
+    def gate_on(self, gate: str, sha: str) -> CheckReport | None:
+        """What the `gate` check on `sha` says now (its last write), None if never written."""
+        found = [check for g, s, check in self.gates if (g, s) == (gate, sha)]
+        return found[-1] if found else None
 
     def check_on(self, sha: str) -> CheckReport:
         (check,) = [c for s, c in self.checks.values() if s == sha]
@@ -168,6 +190,13 @@ class RecordingProvisioner:
     # What take_output answers once per namespace (then nothing), and what notify heard.
     outputs: dict[str, StepOutput] = field(default_factory=dict)
     notified: list[tuple[str, Phase, str]] = field(default_factory=list)  # (ns, phase, reason)
+    # What health() answers (key -> why unavailable), and whether it fails to look.
+    unhealthy: dict[StagingKey, str] = field(default_factory=dict)
+    health_error: Exception | None = None
+    health_asked: list[list[StagingKey]] = field(default_factory=list)
+    # Decisions kept outside Redis (a ConfigMap or a file in the real ones).
+    kept: dict[StagingKey, Decision] = field(default_factory=dict)
+    decision_error: Exception | None = None
 
     async def apply(self, target: Target) -> None:
         if self.apply_error is not None:
@@ -214,6 +243,29 @@ class RecordingProvisioner:
 
     def take_output(self, target: Target) -> StepOutput:
         return self.outputs.pop(target.namespace, StepOutput())
+
+    async def health(self, instance: str, running: Sequence[Target]) -> dict[StagingKey, str]:
+        self.calls.append("health")
+        self.health_asked.append([target.key for target in running])
+        if self.health_error is not None:
+            raise self.health_error
+        return dict(self.unhealthy)
+
+    async def remember_decision(self, instance: str, decision: Decision) -> None:
+        if self.decision_error is not None:
+            raise self.decision_error
+        self.kept[decision.key] = decision
+
+    async def forget_decision(self, instance: str, key: StagingKey) -> None:
+        if self.decision_error is not None:
+            raise self.decision_error
+        self.kept.pop(key, None)
+
+    async def decisions(self, instance: str) -> dict[StagingKey, Decision]:
+        self.calls.append("decisions")
+        if self.decision_error is not None:
+            raise self.decision_error
+        return dict(self.kept)
 
     async def notify(self, target: Target, phase: Phase, reason: str) -> None:
         self.notified.append((target.namespace, phase, reason))

@@ -220,7 +220,7 @@ async def test_a_staging_shows_its_summary_overrides_with_secrets_masked_and_his
     assert staging["pr_url"] == f"https://github.com/{REPO}/pull/2"
     assert staging["branch"] == "changes" and staging["author"] == "Codertocat"
     assert isinstance(staging["updated_at"], float)
-    assert staging["overrides"] == {"GREETING": "hello", "STRIPE_KEY": "••••••"}
+    assert staging["overrides"] == {"GREETING": "hello", "STRIPE_KEY": "**********"}
     assert [e["action"] for e in staging["history"]] == ["archive via API", "redeploy via API"]
     assert staging["namespace"] == "staging-hello-world-pr-2"
     assert SECRET_VALUE not in response.text
@@ -309,24 +309,48 @@ async def test_deploy_writes_the_desired_state_bumps_the_generation_queues_and_r
     assert entry["result"] == "accepted" and entry["sha"] == SHA1
 
 
-async def test_an_operators_deploy_of_a_fork_approves_its_head(
-    bot: httpx.AsyncClient, redis_url: str
-) -> None:
+def fork_opened() -> dict[str, Any]:
     payload = pr_payload("opened")
     payload["pull_request"]["head"]["repo"] = {
         **payload["pull_request"]["head"]["repo"],
         "id": 99,
         "full_name": "mallory/Hello-World",
     }
-    await opened(bot, payload)
+    return payload
+
+
+async def test_an_operators_deploy_of_a_fork_approves_its_head(
+    bot: httpx.AsyncClient, redis_url: str
+) -> None:
+    await opened(bot, fork_opened())
     assert (await fields(redis_url))["fork"] == "1"
 
-    response = await bot.post(f"{PATH}/deploy", headers=auth(OPERATOR), json={"sha": SHA1})
+    response = await bot.post(f"{PATH}/deploy", headers=auth(OPERATOR))
 
     assert response.status_code == 202
     stored = await fields(redis_url)
     assert stored[plan.APPROVED_SHA] == SHA1 and stored[plan.APPROVED_BY] == "ci"
     assert (await history(redis_url))[0]["result"] == f"approved via API by ci ({SHA1[:7]})"
+
+
+async def test_saying_a_fork_commit_is_built_does_not_approve_it(
+    bot: httpx.AsyncClient, redis_url: str
+) -> None:
+    # `deploy --sha` is what CI calls after building, and CI builds a fork's code too.
+    await opened(bot, fork_opened())
+    generation = (await fields(redis_url))["generation"]
+
+    response = await bot.post(f"{PATH}/deploy", headers=auth(OPERATOR), json={"sha": SHA1})
+
+    assert response.status_code == 409
+    assert "comes from a fork and is not approved" in response.json()["error"]
+    stored = await fields(redis_url)
+    assert plan.APPROVED_SHA not in stored and stored["generation"] == generation
+    approved = await bot.post(f"{PATH}/deploy", headers=auth(OPERATOR))
+    assert approved.status_code == 202
+    built = await bot.post(f"{PATH}/deploy", headers=auth(OPERATOR), json={"sha": SHA1})
+    assert built.status_code == 202  # approved first: now its build may deploy it
+    assert (await fields(redis_url))["built_sha"] == SHA1
 
 
 async def test_a_deploy_naming_another_commit_is_refused_as_a_rollback(
@@ -395,14 +419,6 @@ async def test_redeploy_sets_a_new_token_each_time(bot: httpx.AsyncClient, redis
     assert first.startswith("api-") and (await fields(redis_url))[plan.REDEPLOY_TOKEN] != first
 
 
-async def test_extend_is_honestly_not_implemented(bot: httpx.AsyncClient) -> None:
-    await opened(bot)
-    response = await bot.post(f"{PATH}/extend", headers=auth(OPERATOR))
-
-    assert response.status_code == 501
-    assert response.json() == {"error": "idle sleep is not implemented yet (issue 5)"}
-
-
 async def test_a_closed_request_cannot_be_deployed(bot: httpx.AsyncClient) -> None:
     await opened(bot)
     await opened(bot, pr_payload("closed"))
@@ -449,7 +465,6 @@ async def test_an_override_is_set_and_removed_through_the_desired_state(
         ("GREETING", {"value": 3}, 422, '{"value": "<text>"}'),
         ("GREETING", {}, 422, '{"value": "<text>"}'),
         ("GREETING", [1], 400, "JSON object"),
-        ("STRIPE_KEY", {"value": SECRET_VALUE}, 501, "secret overrides are not implemented"),
     ],
 )
 async def test_an_invalid_override_is_refused_with_the_reason_and_changes_nothing(

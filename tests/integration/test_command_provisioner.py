@@ -315,3 +315,34 @@ def test_links_are_name_comma_url_lines_of_web_addresses() -> None:
     assert parse_links("a,https://x/\n,https://y/\nb,ftp://z/\nc,https://w/ x\n") == (
         Link("a", "https://x/"),
     )
+
+
+async def test_secret_overrides_reach_the_programs_with_the_prefix_and_are_masked_in_output(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    create = shell_step(
+        tmp_path,
+        "create.sh",
+        'echo "stripe=$STAGING_ENV_STRIPE_KEY keys=$STAGING_OVERRIDE_KEYS"\n'
+        'echo "stripe=$STAGING_ENV_STRIPE_KEY" >&2\nexit 3\n',
+    )
+    prov = provisioner(tmp_path, create=create, destroy=create)
+    target = replace(
+        TARGET,
+        overrides=(("DEBUG", "1"),),
+        secret_overrides=(("STRIPE_KEY", "sk_live_from-the-api-only"),),
+    )
+
+    assert prov.environment(target, "create")["STAGING_ENV_STRIPE_KEY"] == (
+        "sk_live_from-the-api-only"
+    )
+    with pytest.raises(PermanentError) as failure:
+        await prov.apply(target)
+    kept = prov.take_output(target).text
+
+    assert "stripe=********** keys=DEBUG STRIPE_KEY" in kept
+    assert "stripe=**********" in failure.value.reason
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    for text in (kept, failure.value.reason, logged, repr(target)):
+        assert "sk_live_from-the-api-only" not in text

@@ -177,10 +177,11 @@ async def test_the_sweep_never_takes_command_built_stagings_for_orphans_or_delet
 
     quiet = await sweep(svc)
     assert (quiet.stagings, quiet.actions, quiet.orphans, quiet.error) == ((), (), (), "")
+    assert [s[0] for s in steps(svc)] == ["check"]  # its health check, nothing else
 
     host_of(svc).close(2)  # and the webhook is lost
     report = await sweep(svc)
     assert [(action.kind, action.key) for action in report.actions] == [(ENQUEUE, KEY)]
-    assert steps(svc) == []  # the sweep itself ran nothing
+    assert steps(svc) == []  # the sweep itself ran nothing (a closed request is not checked)
     await run(svc)  # the reconcile job asks the host, which says closed
     assert [step[0] for step in steps(svc)] == ["destroy", "notify"]

@@ -187,7 +187,10 @@ ALLOWED = {
         "temporary_error",
         "permanent_error",
         "crashed",
+        "ok",  # sweeps
+        "failed",
     },
+    "result": {"read", "not_modified", "failed"},  # the sweep's lists
     "api": set(metrics.APIS),
     "kind": {metrics.error_kind(s) for s in (None, 0, 400, 401, 403, 404, 409, 418, 429, 500)},
     "state": {*(p.value for p in Phase), "waiting", "running", "deferred"},

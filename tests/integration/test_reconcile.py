@@ -314,6 +314,24 @@ async def test_a_request_closed_before_it_was_deployed_gets_no_comment(svc: Serv
     assert await phase(svc) == Phase.GONE
 
 
+async def test_a_job_killed_after_its_first_report_still_ends_the_comment_on_close(
+    svc: Services,
+) -> None:
+    host = host_of(svc)
+    await deliver(svc, "opened")
+    await run(svc)
+    # What a worker killed between posting the comment and storing the commit leaves.
+    await svc.store.update(KEY, {"phase": Phase.PENDING.value, "sha": ""})
+    host.close(2)
+    await deliver(svc, "closed")
+    while await run(svc) is not None:
+        pass
+    assert await phase(svc) == Phase.GONE
+    (comment,) = host.comments.values()
+    assert "gone" in comment
+    assert host.check_on(SHA1).state is not CheckState.IN_PROGRESS
+
+
 async def test_a_staging_that_cannot_be_built_says_why_on_the_request(svc: Services) -> None:
     svc.config = replace(svc.config, staging=replace(svc.config.staging, image=""))
     host = host_of(svc)

@@ -18,6 +18,8 @@ from bot.errors import PermanentError, TemporaryError
 from bot.hosts.github import GitHubHost
 from bot.hosts.gitlab import GitLabHost
 from bot.model import ClusterStaging, RepoRef, StagingKey
+from bot.provision import decisions
+from bot.provision.decisions import Decision
 from bot.provision.kubernetes import KubernetesProvisioner
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github import _Error as GitHubError
@@ -179,12 +181,17 @@ async def provisioner(kube: FakeKube, tmp_path: Path) -> AsyncIterator[Kubernete
     await prov.close()
 
 
-async def test_the_cluster_lists_its_stagings_in_two_calls_with_what_was_applied(
+async def test_the_cluster_lists_its_stagings_in_three_calls_with_what_was_applied(
     kube: FakeKube,
     provisioner: KubernetesProvisioner,
     templates: Path,
 ) -> None:
-    target = make_target(templates, overrides=(("GREETING", "hi"),))
+    target = make_target(
+        templates,
+        overrides=(("GREETING", "hi"),),
+        secret_overrides=(("STRIPE_KEY", "sk_live_ünï"),),
+        secret_checksum="c",
+    )
     other = make_target(
         templates, key=StagingKey("github", 1, 9), namespace="staging-other-pr-9", overrides=()
     )
@@ -207,13 +214,16 @@ async def test_the_cluster_lists_its_stagings_in_two_calls_with_what_was_applied
             target.sha,
             target.url,
             overrides={"GREETING": "hi"},
+            secret_overrides={"STRIPE_KEY": "sk_live_ünï"},
         ),
     ]
     calls = kube.requests[before:]
     assert [(r.method, r.path) for r in calls] == [
         ("GET", "/api/v1/namespaces"),
         ("GET", "/api/v1/configmaps"),
+        ("GET", "/api/v1/secrets"),  # only the secret overrides ones, by name
     ]
+    assert calls[2].query.get("fieldSelector") == ["metadata.name=stagingbot-secret-overrides"]
     assert naming.instance_selector("test") in calls[0].query.get("labelSelector", [""])[0]
 
 
@@ -226,3 +236,99 @@ async def test_a_cluster_list_that_fails_raises_a_temporary_error(
     kube.fail_next(status=403, path_prefix="/api/v1/namespaces")
     with pytest.raises(TemporaryError, match="403"):
         await provisioner.list_stagings("test")
+
+
+# -- conditional lists, health, kept decisions ------------------------------------------
+
+BY_NAME = RepoRef("github", 0, REPO)
+
+
+def pull_lists(github: FakeGitHub) -> list[int]:
+    return [r.status for r in github.requests if r.path.endswith("/pulls")]
+
+
+async def test_github_lists_every_page_conditionally_and_spends_nothing_when_unchanged(
+    github: FakeGitHub, app: GitHubHost
+) -> None:
+    first = await app.open_pulls_since(BY_NAME, ())
+    assert len(first.pulls) == 150 and len(first.pages) == 2 and first.not_modified == 0
+    assert all(page.etag for page in first.pages)
+    used = github.rate_used
+
+    again = await app.open_pulls_since(BY_NAME, first.pages)
+    assert again.pulls == first.pulls and again.not_modified == 2
+    assert pull_lists(github)[-2:] == [304, 304] and github.rate_used == used
+    assert not any(r.path.startswith("/repos/") and r.path.count("/") == 3 for r in github.requests)
+
+    github.set_head(REPO, 1, "f" * 40)  # the oldest request: on the second page
+    moved = await app.open_pulls_since(BY_NAME, again.pages)
+    assert pull_lists(github)[-2:] == [304, 200] and moved.not_modified == 1
+    assert {p.number: p.head_sha for p in moved.pulls}[1] == "f" * 40
+
+
+async def test_a_page_that_is_not_a_list_is_an_error_never_a_shorter_list(
+    github: FakeGitHub, app: GitHubHost
+) -> None:
+    github.fail_next(200, method="GET", path=r"/pulls$", body={"message": "odd"})
+    with pytest.raises(TemporaryError, match="not a list of pull requests"):
+        await app.open_pulls_since(BY_NAME, ())
+
+
+async def test_a_conditional_list_that_fails_raises_as_before(
+    github: FakeGitHub, app: GitHubHost
+) -> None:
+    first = await app.open_pulls_since(BY_NAME, ())
+    github.fail_next(502, method="GET", path=r"/pulls$")
+    with pytest.raises(TemporaryError, match="HTTP 502"):
+        await app.open_pulls_since(BY_NAME, first.pages)
+
+
+async def test_health_is_two_cluster_wide_lists_and_names_what_is_unavailable(
+    kube: FakeKube, provisioner: KubernetesProvisioner, templates: object
+) -> None:
+    target = make_target(templates)
+    other = make_target(templates, key=StagingKey("github", 1, 9), namespace="staging-other-pr-9")
+    await provisioner.apply(target)
+    await provisioner.apply(other)
+    await provisioner.archive(other)
+    kube.crash_loop(SHA)
+    kube.set_status("Deployment", target.namespace, "web", {"replicas": 1, "observedGeneration": 1})
+    before = len(kube.requests)
+
+    found = await provisioner.health("test", [target, other])
+
+    assert found == {target.key: "deployment web: 0/1 available"}
+    paths = [r.path for r in kube.requests[before:]]
+    assert paths == ["/apis/apps/v1/deployments", "/apis/apps/v1/statefulsets"]
+
+
+async def test_decisions_are_configmaps_in_the_bots_namespace_listed_in_one_call(
+    kube: FakeKube, provisioner: KubernetesProvisioner
+) -> None:
+    key = StagingKey("github", 186853002, 2)
+    decision = Decision(key, SHA, by="octocat", at=1700000000.0, repo=REPO)
+    await provisioner.remember_decision("test", decision)
+    await provisioner.remember_decision("test", decision)  # idempotent
+    await provisioner.remember_decision("another-bot", Decision(key, "a" * 40))
+    before = len(kube.requests)
+
+    assert await provisioner.decisions("test") == {key: decision}
+    assert [r.path for r in kube.requests[before:]] == ["/api/v1/namespaces/default/configmaps"]
+    names = {cm["metadata"]["name"] for cm in kube.objects("ConfigMap", "default")}
+    assert decisions.configmap_name("test", key) in names
+
+    await provisioner.forget_decision("test", key)
+    await provisioner.forget_decision("test", key)  # already gone: fine
+    assert await provisioner.decisions("test") == {}
+    assert await provisioner.decisions("another-bot") != {}
+
+
+async def test_decisions_that_cannot_be_read_or_kept_are_temporary_errors(
+    kube: FakeKube, provisioner: KubernetesProvisioner
+) -> None:
+    kube.fail_next(1, status=503, path_prefix="/api/v1/namespaces/default/configmaps")
+    with pytest.raises(TemporaryError):
+        await provisioner.decisions("test")
+    kube.fail_next(1, status=500, path_prefix="/api/v1/namespaces/default/configmaps")
+    with pytest.raises(TemporaryError):
+        await provisioner.remember_decision("test", Decision(StagingKey("github", 1, 2), SHA))

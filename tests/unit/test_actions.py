@@ -30,6 +30,7 @@ def test_archive_needs_a_staging_that_exists() -> None:
         plan.DECISION: plan.ARCHIVE,
         plan.DECISION_SHA: HEAD,
         plan.DECISION_BY: "ci",
+        plan.DECISION_REASON: "",  # a person's archive, not a timer's
     }
 
 
@@ -44,6 +45,7 @@ def test_destroy_holds_for_the_head_and_ends_a_forced_staging() -> None:
         plan.DECISION: plan.DESTROY,
         plan.DECISION_SHA: HEAD,
         plan.DECISION_BY: "ci",
+        plan.DECISION_REASON: "",
         plan.FORCED: "",
     }
 

@@ -48,7 +48,7 @@ def detail(**changes: Any) -> dict[str, Any]:
         **SUMMARY,
         "reason": "",
         "namespace": "stg-shop-pr-12",
-        "overrides": {"GREETING": "hello", "API_KEY": "••••••"},
+        "overrides": {"GREETING": "hello", "API_KEY": "**********"},
         "history": [RAN, APPLIED],
     }
     return {**staging, **changes}
@@ -143,7 +143,10 @@ def test_show_prints_the_staging_its_overrides_as_masked_and_recent_history(
     assert "reason:    image cannot be pulled" in lines
     assert "request:   https://github.com/octo/shop/pull/12" in lines
     assert "namespace: stg-shop-pr-12" in lines
-    assert lines[lines.index("overrides:") + 1 :][:2] == ["  API_KEY=••••••", "  GREETING=hello"]
+    assert lines[lines.index("overrides:") + 1 :][:2] == [
+        "  API_KEY=**********",
+        "  GREETING=hello",
+    ]
     history = lines[lines.index("history:") + 1 :]
     assert history[0].split() == ["WHEN", "ACTION", "RESULT", "SHA", "BY", "REASON"]
     assert history[1].split()[2:] == ["running", "ok", SHA[:7], "octocat"]
@@ -209,6 +212,30 @@ def test_deploy_sends_the_sha_to_approve(api: respx.MockRouter) -> None:
     route = api.post(f"{PATH}/deploy").respond(202, json={"ref": REF, "accepted": True})
     assert cli("deploy", REF, "--sha", NEW_SHA[:12]).code == 0
     assert json.loads(route.calls.last.request.content) == {"sha": NEW_SHA[:12]}
+
+
+def test_extend_sends_the_duration_and_prints_until_when(api: respx.MockRouter) -> None:
+    answer = {"ref": REF, "action": "extend", "accepted": True, "until": NOW + 2 * 86400}
+    route = api.post(f"{PATH}/extend").respond(202, json=answer)
+
+    ran = cli("extend", REF, "--for", "2d")
+
+    assert ran.code == 0
+    assert json.loads(route.calls.last.request.content) == {"duration": "2d"}
+    assert ran.out == (
+        f"extend of {REF} accepted\n{REF} is kept until at least 2025-06-17 15:06 UTC\n"
+    )
+    assert cli("extend", REF).code == 0
+    assert route.calls.last.request.content == b""  # the server's default: its idle time
+
+
+def test_a_duration_that_is_not_one_exits_2_before_anything_is_sent(
+    api: respx.MockRouter,
+) -> None:
+    ran = cli("extend", REF, "--for", "a while")
+    assert ran.code == 2
+    assert "is not a duration: give a number and a unit" in ran.err
+    assert api.calls.call_count == 0
 
 
 def test_a_sha_that_is_not_one_exits_2_with_the_comment_rules_words(
@@ -426,6 +453,21 @@ def test_wait_ends_with_exit_6_and_the_reason_when_the_staging_fails(
     assert ran.code == 6
     assert ran.err.splitlines()[-1] == f"stagingbot: {REF} failed: {reason}"
     assert f"[   0s] {REF}: failed ({reason})" in ran.err.splitlines()
+
+
+def test_wait_on_a_deploy_ends_with_exit_6_when_the_new_commits_build_fails(
+    api: respx.MockRouter,
+) -> None:
+    reason = "`build` failed on 0d1e2f3"
+    waiting = detail(state="waiting for build", history=[APPLIED])
+    failed = detail(state="build failed", reason=reason, history=[APPLIED])
+    api.get(PATH).mock(side_effect=answers(detail(), waiting, failed))
+    api.post(f"{PATH}/deploy").respond(202, json={"ref": REF, "accepted": True})
+
+    ran = cli("deploy", REF, "--wait", clock=FakeClock())
+
+    assert ran.code == 6
+    assert ran.err.splitlines()[-1] == f"stagingbot: {REF} failed: {reason}"
 
 
 def test_wait_gives_up_after_the_timeout_with_exit_7(api: respx.MockRouter) -> None:

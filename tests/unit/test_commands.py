@@ -52,6 +52,11 @@ def only_problem(body: str, max_value_length: int = MAX_VALUE_LENGTH) -> Problem
         ("/staging archive", Command(Verb.ARCHIVE, "/staging archive")),
         ("/staging restore", Command(Verb.RESTORE, "/staging restore")),
         ("/staging destroy", Command(Verb.DESTROY, "/staging destroy")),
+        ("/staging extend", Command(Verb.EXTEND, "/staging extend")),
+        ("/staging extend 2d", Command(Verb.EXTEND, "/staging extend 2d", seconds=2 * 86400)),
+        ("/staging extend 12h", Command(Verb.EXTEND, "/staging extend 12h", seconds=12 * 3600)),
+        ("/staging extend 90m", Command(Verb.EXTEND, "/staging extend 90m", seconds=90 * 60)),
+        ("/staging extend 1W", Command(Verb.EXTEND, "/staging extend 1W", seconds=7 * 86400)),
         ("/staging status", Command(Verb.STATUS, "/staging status")),
         ("/staging help", Command(Verb.HELP, "/staging help")),
         (
@@ -229,6 +234,13 @@ def test_a_custom_prefix_is_not_a_pattern(prefix: str, body: str) -> None:
         ("/staging restore x", "`restore` takes no arguments, got `x`"),
         ("/staging destroy x", "`destroy` takes no arguments, got `x`"),
         ("/staging status x", "`status` takes no arguments, got `x`"),
+        ("/staging extend forever", "`forever` is not a duration: give a number and a unit"),
+        ("/staging extend 2", "`2` is not a duration"),
+        ("/staging extend 0d", "`0d` is not a duration"),
+        ("/staging extend -1d", "`-1d` is not a duration"),
+        ("/staging extend 1.5d", "`1.5d` is not a duration"),
+        ("/staging extend 2s", "`2s` is not a duration"),
+        ("/staging extend 1d 2h", "`extend` takes at most one duration, got `1d 2h`"),
         ("/staging help set", "`help` takes no arguments, got `set`"),
         ("/staging set", "`set` needs at least one KEY=VALUE"),
         ("/staging set DEBUG", "`DEBUG` is not KEY=VALUE"),
@@ -380,6 +392,7 @@ def test_help_lists_every_verb_with_its_arguments_under_the_given_prefix(prefix:
     assert f"`{prefix} deploy [sha]`" in lines[0]
     assert f"`{prefix} set KEY=VALUE [KEY=VALUE ...]`" in help_text(prefix)
     assert f"`{prefix} unset KEY [KEY ...]`" in help_text(prefix)
+    assert f"`{prefix} extend [duration]`" in help_text(prefix)
 
 
 def test_help_names_no_other_prefix() -> None:
@@ -405,3 +418,48 @@ def test_real_comments_hold_no_commands_until_someone_writes_one(
     body = payload[path[0]][path[1]]
     assert parse(body) == NOTHING
     assert only_command(f"{body}\r\n\r\n/staging deploy").verb == Verb.DEPLOY
+
+
+@pytest.mark.parametrize(
+    ("body", "verb", "note"),
+    [
+        ("/staging qa-pass", Verb.QA_PASS, ""),
+        ("/staging qa-pass looks good", Verb.QA_PASS, "looks good"),
+        ("/staging QA-Pass   checkout\tand  refunds ok ", Verb.QA_PASS, "checkout and refunds ok"),
+        # A note is prose: an apostrophe is not an unclosed quote, quotes around it go.
+        ("/staging qa-pass don't merge before Friday", Verb.QA_PASS, "don't merge before Friday"),
+        (
+            '/staging qa-fail "the cart is empty after login"',
+            Verb.QA_FAIL,
+            "the cart is empty after login",
+        ),
+        (
+            "/staging qa-fail KEY=VALUE is just words here",
+            Verb.QA_FAIL,
+            "KEY=VALUE is just words here",
+        ),
+    ],
+)
+def test_qa_verbs_keep_the_rest_of_the_line_as_their_note(body: str, verb: Verb, note: str) -> None:
+    command = only_command(body)
+    assert (command.verb, command.note, command.line) == (verb, note, body.strip())
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("/staging qa-fail", "`qa-fail` needs a reason"),
+        ("/staging qa-fail   ''  ", "`qa-fail` needs a reason"),
+        ("/staging qa-pass " + "x" * 501, "the note is 501 characters long; at most 500"),
+        ("/staging qa-pass bell\x07", "the note contains U+0007"),
+        ("/staging qa-pas", "did you mean `/staging qa-pass`?"),
+    ],
+)
+def test_qa_verbs_explain_a_missing_reason_or_an_unusable_note(body: str, message: str) -> None:
+    assert message in only_problem(body).message
+
+
+def test_help_lists_the_qa_verbs_with_their_arguments() -> None:
+    text = help_text("/staging")
+    assert "`/staging qa-pass [note]`" in text and "`/staging qa-fail <reason>`" in text
+    assert "staging/qa" in DESCRIPTIONS[Verb.QA_PASS]

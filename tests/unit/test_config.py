@@ -669,6 +669,7 @@ def test_the_redacted_view_is_json_and_shows_unset_secrets_as_empty() -> None:
         {"host": "github", "repo": "a/b", "manifests": None, "image": None}
         | {"base_domain": None, "enabled": True}
         | {"require_label": None, "skip_labels": None, "skip_authors": None, "drafts": None}
+        | {"wait_for": None, "wait_for_image": None}
     ]
     assert view["server"]["port"] == 8080
     assert view["staging"]["skip_labels"] == [] and view["commands"]["secret_keys"] == []

@@ -163,3 +163,33 @@ def test_the_app_is_read_with_its_jwt_and_the_user_with_a_personal_token(fake: F
     )
     # https://docs.github.com/en/rest/users/users#get-the-authenticated-user: not for Apps.
     assert call(fake, "GET", "/user", installation).status_code == 403
+
+
+def test_an_unchanged_answer_is_304_with_no_body_and_costs_no_rate_limit(
+    fake: FakeGitHub,
+) -> None:
+    auth = f"token {fake.personal_token}"
+    first = call(fake, "GET", f"/repos/{REPO}/pulls", auth)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag.startswith('W/"')
+    used = fake.rate_used
+
+    again = call(fake, "GET", f"/repos/{REPO}/pulls", auth)  # no validator: 200
+    assert again.status_code == 200 and again.headers["ETag"] == etag
+    conditional = requests.get(
+        fake.url + f"/repos/{REPO}/pulls",
+        headers={"Authorization": auth, "If-None-Match": etag},
+        timeout=5,
+    )
+    assert conditional.status_code == 304 and conditional.content == b""
+    assert conditional.headers["ETag"] == etag
+    assert fake.rate_used == used + 1  # the plain GET counted, the 304 did not
+    assert conditional.headers["X-RateLimit-Remaining"] == str(5000 - fake.rate_used)
+
+    fake.set_head(REPO, 1, "b" * 40)
+    changed = requests.get(
+        fake.url + f"/repos/{REPO}/pulls",
+        headers={"Authorization": auth, "If-None-Match": etag},
+        timeout=5,
+    )
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag

@@ -208,7 +208,7 @@ def test_comments_on_issues_and_edits_are_ignored(name: str) -> None:
     [
         ("push", "push.json"),
         ("push", "push.with-new-branch.json"),
-        ("check_run", "check_run.rerequested.json"),
+        ("check_run", "check_run.rerequested.json"),  # only completed runs open the gate
         ("check_suite", "check_suite.rerequested.json"),
         ("installation", "installation.created.json"),
         ("pull_request_review", "pull_request_review.submitted.json"),

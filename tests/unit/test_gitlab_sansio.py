@@ -196,7 +196,6 @@ def test_an_edited_note_is_ignored() -> None:
     [
         ("Push Hook", "push.json"),
         ("Tag Push Hook", "tag_push.json"),
-        ("Pipeline Hook", "pipeline.json"),
         ("Deployment Hook", "push.json"),
     ],
 )

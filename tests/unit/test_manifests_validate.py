@@ -70,6 +70,12 @@ TARGETS = {
     "wildcard-tls": replace(realistic_target(), tls_secret="cert-manager/wildcard-staging"),
     "no-redeploy-token": replace(realistic_target(), redeploy_token=""),
     "overrides": replace(realistic_target(), overrides=OVERRIDES),
+    "secret-overrides": replace(
+        realistic_target(),
+        overrides=OVERRIDES[:1],
+        secret_overrides=(("STRIPE_KEY", "sk_live_ünï\n$(x)"), ("TOKEN", "t")),
+        secret_checksum="0" * 64,
+    ),
 }
 
 

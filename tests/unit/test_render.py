@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 import textwrap
 from dataclasses import replace
@@ -20,6 +22,7 @@ from bot.provision.render import (
     ANNOTATION_REDEPLOY,
     JOB_TTL_SECONDS,
     OVERRIDES_CONFIGMAP,
+    OVERRIDES_SECRET,
     namespace_manifest,
     render_manifests,
     variables,
@@ -563,3 +566,79 @@ def test_invalid_or_repeated_override_keys_are_refused_without_quoting_values(
         render_manifests(make_target(tmp_path, overrides=overrides))
     assert caught.value.reason.startswith(f"invalid overrides: {reason}")
     assert NASTY_VALUE not in str(caught.value)
+
+
+# Secret overrides (set through the API, dashboard or CLI)
+
+SECRET_VALUE = "sk_live_never-in-a-manifest-but-the-secret"
+SECRETS = (("STRIPE_KEY", SECRET_VALUE),)
+
+
+def test_secret_overrides_land_base64_in_a_bot_owned_secret_read_after_the_configmap(
+    tmp_path: Path,
+) -> None:
+    objects = render_all(
+        tmp_path, PODS, overrides=(("A", "1"),), secret_overrides=SECRETS, secret_checksum="c1"
+    )
+
+    secret = objects[f"Secret/{OVERRIDES_SECRET}"]
+    assert secret["type"] == "Opaque"
+    assert secret["metadata"]["namespace"] == "staging-app-pr-7"
+    assert secret["metadata"]["labels"][naming.LABEL_INSTANCE] == "blue"
+    assert base64.b64decode(secret["data"]["STRIPE_KEY"]).decode() == SECRET_VALUE
+    containers = pod_spec(objects["StatefulSet/db"])["containers"]
+    assert containers[0]["envFrom"] == [
+        OVERRIDES_REF,
+        {"secretRef": {"name": OVERRIDES_SECRET, "optional": True}},
+    ]
+    for name, obj in objects.items():
+        if name != f"Secret/{OVERRIDES_SECRET}":
+            assert SECRET_VALUE not in json.dumps(obj), name
+            assert secret["data"]["STRIPE_KEY"] not in json.dumps(obj), name
+
+
+def test_a_literal_env_entry_of_a_secret_key_reads_the_secret(tmp_path: Path) -> None:
+    secrets = (("FEATURE_X", SECRET_VALUE),)
+    spec = pod_spec(render_all(tmp_path, PODS, secret_overrides=secrets)["StatefulSet/db"])
+
+    env = {entry["name"]: entry for entry in spec["containers"][0]["env"]}
+    assert env["FEATURE_X"] == {
+        "name": "FEATURE_X",
+        "valueFrom": {
+            "secretKeyRef": {"name": OVERRIDES_SECRET, "key": "FEATURE_X", "optional": True}
+        },
+    }
+
+
+def test_without_secret_overrides_there_is_no_secret_and_no_reference(tmp_path: Path) -> None:
+    objects = render_all(tmp_path, PODS, overrides=(("A", "1"),))
+
+    assert f"Secret/{OVERRIDES_SECRET}" not in objects
+    assert "secretRef" not in json.dumps(pod_spec(objects["StatefulSet/db"])["containers"][0])
+
+
+def test_the_checksum_follows_the_secret_digest_never_the_values(tmp_path: Path) -> None:
+    def annotated(**changes: Any) -> str:
+        obj = render_all(tmp_path, WEB, **changes)["Deployment/web"]
+        value: str = obj["spec"]["template"]["metadata"]["annotations"][
+            ANNOTATION_OVERRIDES_CHECKSUM
+        ]
+        return value
+
+    plain = annotated()
+    one = annotated(secret_overrides=SECRETS, secret_checksum="digest-1")
+    same_digest = annotated(secret_overrides=(("STRIPE_KEY", "other"),), secret_checksum="digest-1")
+    other = annotated(secret_overrides=SECRETS, secret_checksum="digest-2")
+
+    assert len({plain, one, other}) == 3
+    assert one == same_digest  # the rendered checksum is computed from the keyed digest alone
+
+
+def test_a_template_secret_named_like_the_secret_overrides_is_refused(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "mine.yaml",
+        f"apiVersion: v1\nkind: Secret\nmetadata: {{name: {OVERRIDES_SECRET}}}\n",
+    )
+    with pytest.raises(PermanentError, match="Secret stagingbot-secret-overrides is the bot's own"):
+        render_manifests(make_target(tmp_path))

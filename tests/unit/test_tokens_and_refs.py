@@ -90,7 +90,7 @@ def test_the_detail_masks_secret_values_and_hides_details_when_asked() -> None:
     operator = stagings.detail(record, history, config, operator=True)
 
     assert viewer["ref"] == "gitlab:group/app!7"
-    assert viewer["overrides"] == {"MODE": "demo", "TOKEN": "••••••"}
+    assert viewer["overrides"] == {"MODE": "demo", "TOKEN": "**********"}
     assert viewer["namespace"] is None and viewer["reason"] is None
     assert "hunter2" not in str(viewer) and "s3cret" not in str(viewer)
     assert operator["namespace"] == "staging-app-mr-7" and "hunter2" in operator["reason"]

@@ -1,0 +1,130 @@
+"""The sweep's timers pass: idle warnings and sleep, retention, and the quota's bookkeeping.
+
+Run once per sweep over the records the sweep already read. A timer that fired
+(`bot.lifecycle.due`) is written as desired-state fields in one optimistic transaction
+that checks it again on the fresh record (a push in between wins), and the staging's
+reconcile job is queued: it archives, removes, edits the sticky comment and posts the
+reply. So a sweep calls no Git host, and each staging that needs action costs its job's
+few calls. Stagings whose timers did not fire cost nothing.
+
+The slots of the quotas are counted again from the records (a Redis wipe, stagings from
+before the quotas), and waiting stagings that fit are woken: a lost wake-up costs at most
+one sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot import lifecycle, queue
+from bot.lifecycle import Due
+from bot.model import Phase, StagingKey
+from bot.services import Services
+from bot.store import StagingRecord
+
+log = logging.getLogger("stagingbot.timers")
+
+# A slot claimed (or a place in the queue taken) this long ago whose record does not show
+# it is counted as a leftover: a reconcile round writes its phase within minutes.
+GRACE = 3600.0
+
+
+@dataclass(frozen=True)
+class TimersReport:
+    fired: tuple[Due, ...] = ()
+    woken: tuple[StagingKey, ...] = ()  # waiting stagings that fit in a free slot
+    lines: tuple[str, ...] = field(default=())
+
+
+async def run_timers(svc: Services, records: Mapping[StagingKey, StagingRecord]) -> TimersReport:
+    """Fire what is due, count the slots again, wake who fits; what was done, in words."""
+    now, staging, prefix = svc.clock(), svc.config.staging, svc.config.commands.prefix
+    fired: list[Due] = []
+    for key, record in sorted(records.items()):
+        due = lifecycle.due(key, record.fields, staging, now, prefix)
+        if due is None:
+            await _stamp_archived(svc, record, now)
+            continue
+        if await _write(svc, due, now):
+            fired.append(due)
+            await queue.enqueue_reconcile(svc.queue, svc.config.redis.key_prefix, key)
+    woken = await _resync_slots(svc, records, now)
+    lines = [f"{due.kind} {due.key}: {due.why}" for due in fired]
+    lines += [f"wake {key}: a slot is free" for key in woken]
+    for line in lines:
+        log.info("timers: %s", line)
+    return TimersReport(tuple(fired), tuple(woken), tuple(lines))
+
+
+async def _write(svc: Services, due: Due, now: float) -> bool:
+    """Write what fired, only if it still fires on the record as it is now."""
+    staging = svc.config.staging
+
+    def decide(record: StagingRecord) -> Mapping[str, str]:
+        return due.fields if lifecycle.still_due(due, record.fields, staging, now) else {}
+
+    try:
+        _, written = await svc.store.change(due.key, decide)
+    except LookupError:
+        return False
+    return bool(written)
+
+
+async def _stamp_archived(svc: Services, record: StagingRecord, now: float) -> None:
+    """An archived staging with no known archive time (archived before this bot version, or
+    rebuilt after a Redis wipe): its retention counts from now, never from earlier."""
+    fields = record.fields
+    if (
+        svc.config.staging.archive_retention > 0
+        and lifecycle.phase_of(fields) is Phase.ARCHIVED
+        and lifecycle.number(fields, lifecycle.ARCHIVED_AT) is None
+    ):
+        await svc.store.update(record.key, {lifecycle.ARCHIVED_AT: f"{now:.3f}"})
+
+
+async def _resync_slots(
+    svc: Services, records: Mapping[StagingKey, StagingRecord], now: float
+) -> list[StagingKey]:
+    """Make the slots say what the records say, then wake the waiting stagings that fit."""
+    holders, waiting = await svc.store.slots()
+    running = {key for key, record in records.items() if lifecycle.runs(record.fields)}
+    missing = running - set(holders)
+    stale = {
+        key
+        for key, since in holders.items()
+        if key not in running and (key not in records or now - since > GRACE)
+    }
+    leave = {
+        key
+        for key, since in waiting.items()
+        if key not in records or (_not_queued(records[key]) and now - since > GRACE)
+    }
+    lost = [  # queued, but neither waiting nor holding: it claims again when woken
+        key
+        for key, record in records.items()
+        if lifecycle.phase_of(record.fields) is Phase.QUEUED
+        and key not in waiting
+        and key not in holders
+    ]
+    changed = bool(missing or stale or leave)
+    if changed and not await svc.store.resync_slots(missing, stale, leave, holders):
+        return []  # a slot was claimed or freed meanwhile: the next sweep looks again
+    staging = svc.config.staging
+    quota = lifecycle.Limits(staging.max_active, staging.max_active_per_repo)
+    still_waiting = [key for key in waiting if key not in leave]
+    counted = [key for key in {*holders, *missing} if key not in stale]
+    fits = lifecycle.admissible(still_waiting, counted, quota)
+    woken = sorted({*fits, *lost})
+    if woken:
+        await svc.store.nudge(woken)
+        for key in woken:
+            await queue.enqueue_reconcile(
+                svc.queue, svc.config.redis.key_prefix, key, expedite=False
+            )
+    return woken
+
+
+def _not_queued(record: StagingRecord) -> bool:
+    return lifecycle.phase_of(record.fields) is not Phase.QUEUED

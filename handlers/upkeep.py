@@ -1,0 +1,94 @@
+"""The reconcile job's side of timers and quotas: slots taken and freed, replies owed.
+
+`bot.lifecycle` decides (pure); the sweep writes what a timer decided (`bot.timers`);
+this is what the staging's own job does about it: take a slot before deploying (or learn
+its place in the queue), free it when the staging is archived, removed or closed (and
+wake the stagings waiting for one), and post a reply a timer left for the request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot import lifecycle, queue, replies
+from bot.errors import PermanentError
+from bot.hosts.base import GitHost
+from bot.lifecycle import Limits
+from bot.model import Phase, PullRequest, StagingKey
+from bot.services import Services
+from bot.store import StagingRecord
+
+log = logging.getLogger("stagingbot.upkeep")
+
+QUEUED_FROM = "queued_from"  # the phase a staging was in when it joined the queue
+
+
+def limits(svc: Services) -> Limits:
+    staging = svc.config.staging
+    return Limits(staging.max_active, staging.max_active_per_repo)
+
+
+def phase_before_queue(record: StagingRecord, phase: Phase) -> Phase:
+    """What a queued staging was before it queued (archived: it is restored); else `phase`."""
+    if phase is not Phase.QUEUED:
+        return phase
+    try:
+        return Phase(record.get(QUEUED_FROM) or Phase.PENDING.value)
+    except ValueError:
+        return Phase.PENDING
+
+
+def deployed(now: float) -> dict[str, str]:
+    """What an apply writes besides the rollout: a deploy is activity, and ends any wait."""
+    return {lifecycle.DEPLOYED_AT: f"{now:.3f}", lifecycle.QUEUE_POSITION: "", QUEUED_FROM: ""}
+
+
+def sticky_note(svc: Services, record: StagingRecord, phase: Phase) -> str:
+    prefix = svc.config.commands.prefix
+    return lifecycle.sticky_note(record.fields, phase, svc.config.staging, prefix)
+
+
+async def take_slot(svc: Services, record: StagingRecord) -> int:
+    """0 when the staging may be deployed (it holds a slot), else its place in the queue."""
+    quota = limits(svc)
+    return await svc.store.claim(
+        record.key,
+        runs=lifecycle.runs(record.fields),
+        most=quota.total,
+        most_per_repo=quota.per_repo,
+        now=svc.clock(),
+    )
+
+
+async def free_slot(svc: Services, key: StagingKey) -> None:
+    """The staging stops counting (archived, removed, closed, or no longer waiting): every
+    staging still waiting is woken, to take the slot or show its new place."""
+    waiting = await svc.store.release(key)
+    await wake(svc, waiting)
+
+
+async def wake(svc: Services, keys: list[StagingKey]) -> None:
+    if not keys:
+        return
+    await svc.store.nudge(keys)
+    prefix = svc.config.redis.key_prefix
+    for key in keys:
+        await queue.enqueue_reconcile(svc.queue, prefix, key, expedite=False)
+    log.info("slot freed: woke %d waiting stagings", len(keys))
+
+
+async def post_notice(svc: Services, host: GitHost, pr: PullRequest, record: StagingRecord) -> None:
+    """Post the reply a timer left (an idle warning, a removal), once: it is cleared after
+    it was posted, unless a newer one replaced it meanwhile. A host that refuses it for
+    good (a locked conversation) loses the reply, never the staging's round."""
+    text = record.get(lifecycle.NOTICE)
+    if not text:
+        return
+    if lifecycle.notice_stale(record.fields, svc.config.staging):
+        log.info("dropped an idle warning on %s: it was active again meanwhile", record.key)
+    else:
+        try:
+            await host.reply(pr.repo, pr.number, replies.reply(text))
+        except PermanentError as exc:
+            log.warning("could not post a notice on %s: %s", record.key, exc.reason)
+    await svc.store.clear_if(record.key, lifecycle.NOTICE, text)
