@@ -135,6 +135,8 @@ class StagingConfig:
     idle_warning: float = 86400.0
     archive_retention: float = 14 * 86400.0  # an archived staging is removed after this; 0: kept
     max_extend: float = 14 * 86400.0  # the longest `extend` accepts
+    # A closed request's gone staging: its record and history are forgotten after this; 0: kept
+    history_retention: float = 30 * 86400.0
     max_active: int = 0  # stagings deployed at once, the whole bot; 0: no limit
     max_active_per_repo: int = 0  # the same per repository; 0: no limit
     # The gate before a new head is deployed (README "Wait for the build"): check-run names
@@ -408,6 +410,7 @@ DURATIONS = frozenset(
         ("staging", "idle_ttl"),
         ("staging", "idle_warning"),
         ("staging", "archive_retention"),
+        ("staging", "history_retention"),
         ("staging", "max_extend"),
     }
 )
@@ -816,6 +819,7 @@ def _ranges(config: Config) -> list[str]:
         "staging.idle_ttl": (config.staging.idle_ttl, 0, float("inf")),
         "staging.idle_warning": (config.staging.idle_warning, 0, float("inf")),
         "staging.archive_retention": (config.staging.archive_retention, 0, float("inf")),
+        "staging.history_retention": (config.staging.history_retention, 0, float("inf")),
         "staging.max_extend": (config.staging.max_extend, 60, float("inf")),
         "staging.max_active": (config.staging.max_active, 0, float("inf")),
         "staging.max_active_per_repo": (config.staging.max_active_per_repo, 0, float("inf")),

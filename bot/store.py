@@ -138,6 +138,25 @@ return 1
 """
 
 # Delete a field only while it holds the value read. KEYS = [hash]; ARGV = [field, value].
+# A gone staging of a closed request, gone since before the cutoff: forget its record,
+# history and commands at once. Checked inside the script, so a reopen that wrote the
+# record a moment ago keeps it.
+# KEYS = [record, history, commands, index]; ARGV = [index member, cutoff].
+_FORGET = """
+local phase = redis.call('HGET', KEYS[1], 'phase')
+local desired = redis.call('HGET', KEYS[1], 'desired')
+local gone_at = tonumber(redis.call('HGET', KEYS[1], 'gone_at') or '')
+local same = redis.call('HGET', KEYS[1], 'gone_generation') ==
+  (redis.call('HGET', KEYS[1], 'generation') or '0')
+if phase ~= 'gone' or desired ~= 'gone' or not same or not gone_at
+    or gone_at > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[1])
+return 1
+"""
+
 _CLEAR_IF = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   return redis.call('HDEL', KEYS[1], ARGV[1])
@@ -186,6 +205,7 @@ class Store:
         self._release = redis.register_script(_RELEASE)
         self._nudge = redis.register_script(_NUDGE)
         self._clear_if = redis.register_script(_CLEAR_IF)
+        self._forget = redis.register_script(_FORGET)
 
     def _staging(self, key: StagingKey) -> str:
         return f"{self.prefix}:staging:{key}"
@@ -407,6 +427,12 @@ class Store:
         names = [self._staging(key) for key in keys]
         if names:
             await self._nudge(keys=names, args=[])
+
+    async def forget_if_gone(self, key: StagingKey, cutoff: float) -> bool:
+        """Delete a closed request's gone staging (record, history, commands) if it has been
+        gone since `cutoff` or earlier; anything else is kept."""
+        keys = [self._staging(key), self._history(key), self._commands(key), self._index]
+        return bool(await self._forget(keys=keys, args=[str(key), f"{cutoff:.3f}"]))
 
     async def clear_if(self, key: StagingKey, name: str, value: str) -> bool:
         """Delete the field `name` if it still holds `value` (written again meanwhile: kept)."""

@@ -29,12 +29,15 @@ log = logging.getLogger("stagingbot.timers")
 # A slot claimed (or a place in the queue taken) this long ago whose record does not show
 # it is counted as a leftover: a reconcile round writes its phase within minutes.
 GRACE = 3600.0
+GONE_AT = "gone_at"  # when the sweep first saw the staging gone (see _FORGET in bot/store.py)
+GONE_GENERATION = "gone_generation"  # the record's generation then
 
 
 @dataclass(frozen=True)
 class TimersReport:
     fired: tuple[Due, ...] = ()
     woken: tuple[StagingKey, ...] = ()  # waiting stagings that fit in a free slot
+    forgotten: tuple[StagingKey, ...] = ()  # closed and gone past staging.history_retention
     lines: tuple[str, ...] = field(default=())
 
 
@@ -42,7 +45,11 @@ async def run_timers(svc: Services, records: Mapping[StagingKey, StagingRecord])
     """Fire what is due, count the slots again, wake who fits; what was done, in words."""
     now, staging, prefix = svc.clock(), svc.config.staging, svc.config.commands.prefix
     fired: list[Due] = []
+    forgotten: list[StagingKey] = []
     for key, record in sorted(records.items()):
+        if await _forget_gone(svc, record, now):
+            forgotten.append(key)
+            continue
         due = lifecycle.due(key, record.fields, staging, now, prefix)
         if due is None:
             await _stamp_archived(svc, record, now)
@@ -53,9 +60,36 @@ async def run_timers(svc: Services, records: Mapping[StagingKey, StagingRecord])
     woken = await _resync_slots(svc, records, now)
     lines = [f"{due.kind} {due.key}: {due.why}" for due in fired]
     lines += [f"wake {key}: a slot is free" for key in woken]
+    kept = _duration(staging.history_retention)
+    lines += [f"forget {key}: closed and gone for {kept}" for key in forgotten]
     for line in lines:
         log.info("timers: %s", line)
-    return TimersReport(tuple(fired), tuple(woken), tuple(lines))
+    return TimersReport(
+        tuple(fired), tuple(woken), forgotten=tuple(forgotten), lines=tuple(lines)
+    )
+
+
+async def _forget_gone(svc: Services, record: StagingRecord, now: float) -> bool:
+    """A closed request's gone staging: stamp when it went, and forget it (record, history)
+    `staging.history_retention` later. One a person removed from an open request is kept:
+    its record is what keeps it gone."""
+    retention, fields = svc.config.staging.history_retention, record.fields
+    if retention <= 0 or lifecycle.phase_of(fields) is not Phase.GONE:
+        return False
+    if fields.get("desired") != "gone":
+        return False
+    # Stamped with the generation: a request reopened and closed again since starts over.
+    stamped = lifecycle.number(fields, GONE_AT) is not None
+    if not stamped or fields.get(GONE_GENERATION) != str(record.generation):
+        stamp = {GONE_AT: f"{now:.3f}", GONE_GENERATION: str(record.generation)}
+        await svc.store.update(record.key, stamp)
+        return False
+    return await svc.store.forget_if_gone(record.key, now - retention)
+
+
+def _duration(seconds: float) -> str:
+    days = seconds / 86400
+    return f"{days:g} days" if days >= 1 else f"{seconds / 3600:g} hours"
 
 
 async def _write(svc: Services, due: Due, now: float) -> bool:

@@ -313,3 +313,59 @@ async def test_a_restore_beyond_the_quota_waits_then_restores_the_archived_stagi
     await settle(svc)
     assert await field(svc, "phase") == Phase.RUNNING
     assert f"restore {namespace}" in prov_of(svc).calls  # scaled back up, data kept
+
+
+async def test_a_closed_requests_staging_is_forgotten_after_the_history_retention(
+    svc: Services,
+) -> None:
+    await deployed(svc)
+    host_of(svc).close(2)
+    await deliver(svc, "pull_request", pr_payload("closed"))
+    await settle(svc)
+    assert await field(svc, "phase") == Phase.GONE
+    await sweep_and_settle(svc)  # first seen gone now: the 30 days count from here
+
+    at(svc, T0 + 29 * DAY)
+    await sweep_and_settle(svc)
+    assert await svc.store.load(KEY) is not None  # still on the dashboard, with its history
+    assert await svc.store.history(KEY) != []
+
+    at(svc, T0 + 30 * DAY + 60)
+    lines = await sweep_and_settle(svc)
+    assert f"forget {KEY}: closed and gone for 30 days" in lines
+    assert await svc.store.load(KEY) is None
+    assert await svc.store.history(KEY) == []
+    assert KEY not in await svc.store.keys()
+
+
+async def test_a_request_reopened_and_closed_again_counts_its_retention_afresh(
+    svc: Services,
+) -> None:
+    await deployed(svc)
+    host_of(svc).close(2)
+    await deliver(svc, "pull_request", pr_payload("closed"))
+    await settle(svc)
+    await sweep_and_settle(svc)  # gone, stamped at T0
+    at(svc, T0 + 29 * DAY)
+    host_of(svc).open_pull(REPO_REF, 2, SHA1)
+    await deliver(svc, "pull_request", pr_payload("reopened"))
+    host_of(svc).close(2)
+    await deliver(svc, "pull_request", pr_payload("closed"))
+    await settle(svc)  # between two sweeps: the record went round and is gone again
+
+    at(svc, T0 + 31 * DAY)
+    await sweep_and_settle(svc)
+    assert await svc.store.load(KEY) is not None  # 2 days gone this time, not 31
+
+
+async def test_a_staging_a_person_removed_from_an_open_request_is_never_forgotten(
+    svc: Services,
+) -> None:
+    await deployed(svc)
+    await svc.store.change(KEY, lambda r: actions.destroy(SHA1, "octocat").changes)
+    await settle(svc)
+    assert await field(svc, "phase") == Phase.GONE
+    await sweep_and_settle(svc)
+    at(svc, T0 + 90 * DAY)
+    await sweep_and_settle(svc)
+    assert await field(svc, "phase") == Phase.GONE  # its record is what keeps it gone
