@@ -10,12 +10,11 @@ fork's head that has moved on since approves nothing that runs.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -23,7 +22,7 @@ from arq.connections import ArqRedis
 from bot import commands, lifecycle, queue, sealed
 from bot.build_index import BUILT_BY, BUILT_SHA
 from bot.config import Config, Rules
-from bot.model import PullRequest, RepoRef, StagingKey
+from bot.model import PullRequest, StagingKey
 from bot.report import timestamp
 from bot.store import StagingRecord, Store
 from bot.tokens import Caller
@@ -277,25 +276,7 @@ def _fork(record: StagingRecord) -> bool:
 
 def _request(record: StagingRecord) -> PullRequest:
     """The request as the last event described it, for the staging rules."""
-    try:
-        stored = json.loads(record.get("labels") or "[]")
-    except ValueError:
-        stored = []
-    labels = tuple(str(label) for label in stored) if isinstance(stored, list) else ()
-    key = record.key
-    return PullRequest(
-        RepoRef(key.host, key.repo_id, record.get("repo")),
-        key.number,
-        record.get("desired_sha"),
-        record.get("branch"),
-        record.get("title"),
-        record.get("author"),
-        record.get("pr_url"),
-        open=record.get("desired") != "gone",
-        draft=record.get("draft") == "1",
-        fork=_fork(record),
-        labels=labels,
-    )
+    return replace(record.request(), fork=_fork(record))
 
 
 def _rules(record: StagingRecord, config: Config) -> Rules:

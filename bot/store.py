@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from bot.model import StagingKey
+from bot.model import PullRequest, RepoRef, StagingKey
 
 HISTORY_CAP = 50
 CHANGE_ATTEMPTS = 20
@@ -191,6 +191,28 @@ class StagingRecord:
     @property
     def generation(self) -> int:
         return self.number("generation") or 0
+
+    def request(self) -> PullRequest:
+        """The request as its last webhook described it (no host call: offline mode, and
+        the rules checked before an action is accepted)."""
+        try:
+            stored = json.loads(self.get("labels") or "[]")
+        except ValueError:
+            stored = []
+        labels = tuple(str(label) for label in stored) if isinstance(stored, list) else ()
+        return PullRequest(
+            RepoRef(self.key.host, self.key.repo_id, self.get("repo")),
+            self.key.number,
+            head_sha=self.get("desired_sha"),
+            branch=self.get("branch"),
+            title=self.get("title"),
+            author=self.get("author"),
+            url=self.get("pr_url"),
+            open=self.get("desired") != "gone",
+            draft=self.get("draft") == "1",
+            fork=self.get("fork") == "1",
+            labels=labels,
+        )
 
 
 class Store:

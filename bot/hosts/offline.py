@@ -41,25 +41,7 @@ STARTUP = (
 
 def request_of(record: StagingRecord) -> PullRequest:
     """The request as its last signed webhook described it."""
-    try:
-        stored = json.loads(record.get("labels") or "[]")
-    except ValueError:
-        stored = []
-    labels = tuple(str(label) for label in stored) if isinstance(stored, list) else ()
-    key = record.key
-    return PullRequest(
-        RepoRef(key.host, key.repo_id, record.get("repo")),
-        key.number,
-        head_sha=record.get("desired_sha"),
-        branch=record.get("branch"),
-        title=record.get("title"),
-        author=record.get("author"),
-        url=record.get("pr_url"),
-        open=record.get("desired") != "gone",
-        draft=record.get("draft") == "1",
-        fork=record.get("fork") == "1",
-        labels=labels,
-    )
+    return record.request()
 
 
 class OfflineHost:
