@@ -10,6 +10,8 @@ request), wrk and redis pinned to core 0, alternating the two servers for N roun
 Then p99 latency at a fixed rate of half stagingbot's median max (wrk's Lua delay(): see
 --help), RSS of both server processes, and a check that every 202 was really stored
 (staging generation and delivery keys in Redis vs the 202 count).
+--baseline-tree DIR adds a third server, the web app of another copy of the source tree,
+in the same rounds (rotating order), for a before/after measured under the same load.
 Prints a markdown table. No timing is asserted: the numbers are for reading.
 """
 
@@ -27,6 +29,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from _common import (
     FIXTURE,
@@ -97,6 +100,12 @@ def run_wrk(
     return {k: int(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
 
 
+def rotated(servers: list[Server], round_no: int) -> list[Server]:
+    """The order of one round: alternating for two servers, rotating for three."""
+    shift = round_no % len(servers)
+    return servers[shift:] + servers[:shift]
+
+
 def stored(redis: Redis) -> tuple[int, int]:
     """(sum of staging generations, number of delivery keys) under the bench prefix."""
     generation = 0
@@ -127,6 +136,12 @@ def main() -> None:
         "--no-log",
         action="store_true",
         help="stagingbot without its JSON info log line per delivery",
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        metavar="DIR",
+        help="also run the web app of another copy of the source tree (its bench/bot_app.py,"
+        " importing its bot/), as a third server in the same rounds: before/after in one run",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -169,9 +184,20 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             servers.append(Server("stagingbot web (`bot.web.create_app`)", bot, bot_port))
+            if args.baseline_tree:
+                base_port = free_port()
+                base_cmd = [*bot_cmd[:1], str(Path(args.baseline_tree) / "bench" / "bot_app.py")]
+                base_cmd += ["--port", str(base_port), *bot_cmd[4:]]
+                base = subprocess.Popen(  # noqa: S603
+                    pinned(base_cmd, args.server_core),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                servers.append(Server("stagingbot web, baseline tree", base, base_port))
             for server in servers:
                 wait_port(server.port, server.proc)
-            bare_s, bot_s = servers
+            bare_s, bot_s = servers[:2]
+            bots = servers[1:]
 
             print(
                 f"# intake bench: {machine()}; wrk -t{args.threads} -c{args.connections} "
@@ -182,9 +208,10 @@ def main() -> None:
                 run_wrk(server.port, args, env, args.warmup)
 
             for round_no in range(args.rounds):
-                order = servers if round_no % 2 == 0 else servers[::-1]
+                order = rotated(servers, round_no)
                 for server in order:
-                    before = stored(redis) if server is bot_s else (0, 0)
+                    is_bot = any(server is b for b in bots)
+                    before = stored(redis) if is_bot else (0, 0)
                     result = run_wrk(server.port, args, env, args.duration)
                     rps = result["requests"] / (result["duration_us"] / 1e6)
                     server.rps.append(rps)
@@ -194,7 +221,7 @@ def main() -> None:
                     server.non202 += result["other"]
                     server.accepted += result["accepted"]
                     line = f"round {round_no + 1} {server.name[:10]:10} {rps:8.0f} req/s"
-                    if server is bot_s:
+                    if is_bot:
                         time.sleep(0.5)  # requests cut off by wrk's end may still be finishing
                         after = stored(redis)
                         gen, dels = after[0] - before[0], after[1] - before[1]
@@ -211,7 +238,7 @@ def main() -> None:
             # Per-connection think time so c connections together send ~target req/s.
             delay_ms = args.connections * 1000 / target
             for round_no in range(args.rate_rounds):
-                order = servers if round_no % 2 == 0 else servers[::-1]
+                order = rotated(servers, round_no)
                 for server in order:
                     result = run_wrk(server.port, args, env, args.duration, delay_ms=delay_ms)
                     server.rate_rps.append(result["requests"] / (result["duration_us"] / 1e6))
@@ -261,16 +288,18 @@ def main() -> None:
             else "| ? |"
         )
     print()
-    extra = getattr(bot_s, "stored_extra", [])
-    ok = all(e >= 0 for e in extra)
-    print(
-        f"Stored check (stagingbot): {bot_s.accepted} deliveries answered 202 in the counted "
-        f"rounds; every round stored at least as many (generation and delivery keys): "
-        f"{'yes' if ok else 'NO'}; stored beyond the 202s wrk saw, per round "
-        f"(requests in flight when wrk stopped): {extra}. "
-        f"Non-202 answers: stagingbot {bot_s.non202}, bare {bare_s.non202}; "
-        f"socket errors/timeouts: stagingbot {bot_s.errors}, bare {bare_s.errors}."
-    )
+    for bot_s in bots:
+        extra = getattr(bot_s, "stored_extra", [])
+        ok = all(e >= 0 for e in extra)
+        print(
+            f"Stored check ({bot_s.name}): {bot_s.accepted} deliveries answered 202 in the "
+            f"counted rounds; every round stored at least as many (generation and delivery "
+            f"keys): {'yes' if ok else 'NO'}; stored beyond the 202s wrk saw, per round "
+            f"(requests in flight when wrk stopped): {extra}. "
+            f"Non-202 answers: stagingbot {bot_s.non202}, bare {bare_s.non202}; "
+            f"socket errors/timeouts: stagingbot {bot_s.errors}, bare {bare_s.errors}."
+        )
+        print()
 
 
 if __name__ == "__main__":

@@ -69,11 +69,12 @@ async def accept(request: Request, delivery_id: str, signals: tuple[BuildSignal,
             shas = ", ".join(signal.sha[:7] for signal in wanted)
             reasons += [f"no staging waits for the build of {shas}"] if wanted else []
             return JSONResponse({"ignored": "; ".join(reasons)}, status_code=202)
-        fresh = await store.record_delivery(delivery_id, config.server.delivery_ttl, updates)
-        for update in updates:
-            await queue.enqueue_reconcile(
-                request.app.state.redis, config.redis.key_prefix, update.key
-            )
+        jobs = queue.reconcile_jobs(
+            config.redis.key_prefix,
+            [update.key for update in updates],
+            request.app.state.redis.job_serializer,
+        )
+        fresh = await store.record_delivery(delivery_id, config.server.delivery_ttl, updates, jobs)
     except RedisError as exc:
         log.error(
             "redis unavailable, build delivery %s not accepted: %s", delivery_id, type(exc).__name__

@@ -1,4 +1,5 @@
-"""The two kinds of failure: permanent (report, don't retry) and temporary (retry later)."""
+"""The two kinds of failure: permanent (report, don't retry) and temporary (retry later),
+with the cluster's own temporary failures (`ClusterError`) told apart."""
 
 from __future__ import annotations
 
@@ -22,6 +23,20 @@ class TemporaryError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+
+
+class ClusterError(TemporaryError):
+    """A temporary failure of the cluster itself, not of a Git host: the API server cannot
+    be reached or answers 5xx (the `command` provisioner: a program's exit 75).
+
+    After a few attempts the request is told (`handlers/outage.py`), in `shown`: a status
+    and a short phrase only, never a response body, an address or a program's output,
+    since the request is public. A Git host's outage cannot be reported on that host.
+    """
+
+    def __init__(self, reason: str, delay: float | None = None, shown: str = "") -> None:
+        super().__init__(reason, delay)
+        self.shown = shown or "no answer"
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:

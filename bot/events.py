@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from bot.model import RepoRef, StagingKey
 
 
@@ -95,10 +97,33 @@ def label_names(labels: object, field: str) -> tuple[str, ...]:
     return tuple(name for name in names if isinstance(name, str))
 
 
+# 19 digits in a row may be an integer orjson would turn into a float (outside 64 bits).
+# Found by mapping every digit to "0" and the rest to " ": several times faster than a regex.
+_DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def loads(body: bytes) -> Any:
+    """`json.loads(body)`, through orjson when that gives the same value (on the 28 KB
+    `pull_request.opened` delivery: ≈ 34 µs with the digit check, against ≈ 53 µs).
+
+    orjson refuses what `json.loads` accepts (lone surrogates, NaN, a BOM, UTF-16/32,
+    numbers that overflow a double) and reads integers outside 64 bits as floats: a
+    refused body, or one with 19 digits in a row anywhere, is decoded by `json.loads`,
+    whose answer (value or error) is the one given.
+    """
+    if _LONG_NUMBER not in body.translate(_DIGITS):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
+
 def decode_json(body: bytes) -> dict[str, Any]:
     """The JSON object a delivery's body must be, or `MalformedPayload` saying why not."""
     try:
-        data = json.loads(body)
+        data = loads(body)
     except (ValueError, RecursionError) as exc:
         # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is an integer literal
         # over Python's digit limit. Absurd nesting raises RecursionError.

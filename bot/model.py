@@ -51,6 +51,8 @@ class PullRequest:
     draft: bool = False
     fork: bool = False  # from another repository: never deployed without approval (commands)
     labels: tuple[str, ...] = ()  # label names, as the host spells them
+    # Comments on it when the host said (a single read, just now); None: not known.
+    comments: int | None = None
 
 
 class Phase(enum.StrEnum):

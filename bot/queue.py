@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import Serializer, serialize_job
+from arq.utils import timestamp_ms, to_ms
 
 from bot.model import StagingKey
 
@@ -22,6 +27,56 @@ def queue_name(prefix: str) -> str:
 
 def job_id(key: StagingKey) -> str:
     return f"{RECONCILE}:{key}"
+
+
+@dataclass(frozen=True)
+class QueuedJobs:
+    """Reconcile jobs to queue inside another Redis script (`Store.record_delivery`), written
+    as arq's `enqueue_job` writes them: the job under `arq:job:<id>` (arq's serialized job,
+    expiring after `JOB_EXPIRES`) and the id in the queue's sorted set scored with the
+    enqueue time, unless the job or its result already exists; then, as
+    `enqueue_reconcile` does, the waiting entry is moved to now (ZADD XX LT).
+    """
+
+    queue: str
+    ids: tuple[str, ...]
+    payloads: tuple[bytes, ...]
+    now_ms: int
+    expires_ms: int
+
+    def keys(self) -> list[str]:
+        """[queue, then per job: job key, result key]."""
+        keys = [self.queue]
+        for job in self.ids:
+            keys += [job_key_prefix + job, result_key_prefix + job]
+        return keys
+
+    def args(self) -> list[str | bytes]:
+        """[now ms, expiry ms, then per job: id, serialized job]."""
+        args: list[str | bytes] = [str(self.now_ms), str(self.expires_ms)]
+        for job, payload in zip(self.ids, self.payloads, strict=True):
+            args += [job, payload]
+        return args
+
+
+def reconcile_jobs(
+    prefix: str, keys: Iterable[StagingKey], serializer: Serializer | None = None
+) -> QueuedJobs:
+    """The reconcile jobs of `keys`, serialized as `enqueue_reconcile` would queue them now
+    (`serializer`: the ArqRedis's `job_serializer`; None is arq's default, pickle)."""
+    now_ms = timestamp_ms()
+    unique = tuple(dict.fromkeys(keys))
+    payloads = tuple(
+        serialize_job(RECONCILE, (str(key),), {}, None, now_ms, serializer=serializer)
+        for key in unique
+    )
+    return QueuedJobs(
+        queue_name(prefix),
+        tuple(job_id(key) for key in unique),
+        payloads,
+        now_ms,
+        to_ms(JOB_EXPIRES) or 0,
+    )
 
 
 def sweep_job_id(prefix: str) -> str:

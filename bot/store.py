@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from bot.model import PullRequest, RepoRef, StagingKey
+from bot.queue import QueuedJobs
 
 HISTORY_CAP = 50
 CHANGE_ATTEMPTS = 20
@@ -31,31 +32,54 @@ async def _done(value: Awaitable[T] | T) -> T:
 # One round trip, atomic: remember the delivery id (SET NX with a TTL) and, only if it is
 # new, write every event's desired state and bump each staging's generation. A slash-command
 # is queued on its staging's command list once per comment id (GitLab re-sends edited notes
-# without an action), with the head the bot knew when the comment arrived. The 202 is sent
-# after this returns, so an accepted delivery is never lost, and a repeated one never acts
-# twice. KEYS = [delivery, index, then per staging: hash, command list, comment-seen key];
-# ARGV = [ttl_ms, then per staging a JSON {"fields": {...}, "command": {...} or absent}].
+# without an action), with the head the bot knew when the comment arrived. Then, for a
+# repeated delivery too (it expedites a waiting job), queue the reconcile jobs given
+# (`queue.QueuedJobs`) as arq's `enqueue_job` would: job key + queue entry unless the job
+# or its result exists, else move the waiting entry to now (ZADD XX LT, as
+# `queue.enqueue_reconcile`). The 202 is sent after this returns, so an accepted delivery
+# is never lost nor left without its job, and a repeated one never acts twice.
+# KEYS = [delivery, index, then per staging: hash, command list, comment-seen key,
+#         then (jobs) queue, then per job: job key, result key];
+# ARGV = [ttl_ms, number of stagings, then per staging a JSON {"fields": {...}, "command":
+#         {...} or absent}, then (jobs) now_ms, expiry ms, then per job: job id, job].
 _RECORD_DELIVERY = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return 0
-end
-for i = 2, #ARGV do
-  local staging = KEYS[3 * i - 3]
-  local doc = cjson.decode(ARGV[i])
-  if doc['command'] and redis.call('SET', KEYS[3 * i - 1], '1', 'NX', 'PX', ARGV[1]) then
-    local command = doc['command']
-    if command['sha'] == '' then
-      command['sha'] = redis.call('HGET', staging, 'desired_sha') or ''
+local n = tonumber(ARGV[2])
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
+if fresh then
+  for i = 1, n do
+    local staging = KEYS[3 * i]
+    local doc = cjson.decode(ARGV[2 + i])
+    if doc['command'] and redis.call('SET', KEYS[3 * i + 2], '1', 'NX', 'PX', ARGV[1]) then
+      local command = doc['command']
+      if command['sha'] == '' then
+        command['sha'] = redis.call('HGET', staging, 'desired_sha') or ''
+      end
+      redis.call('RPUSH', KEYS[3 * i + 1], cjson.encode(command))
     end
-    redis.call('RPUSH', KEYS[3 * i - 2], cjson.encode(command))
+    for name, value in pairs(doc['fields']) do
+      redis.call('HSET', staging, name, value)
+    end
+    redis.call('HINCRBY', staging, 'generation', 1)
+    redis.call('SADD', KEYS[2], doc['fields']['key'])
   end
-  for name, value in pairs(doc['fields']) do
-    redis.call('HSET', staging, name, value)
-  end
-  redis.call('HINCRBY', staging, 'generation', 1)
-  redis.call('SADD', KEYS[2], doc['fields']['key'])
 end
-return 1
+local q, a = 3 * n + 3, n + 3
+if #KEYS >= q then
+  local now, expires = ARGV[a], ARGV[a + 1]
+  for j = 0, (#KEYS - q) / 2 - 1 do
+    local job, result, id = KEYS[q + 1 + 2 * j], KEYS[q + 2 + 2 * j], ARGV[a + 2 + 2 * j]
+    if redis.call('EXISTS', job, result) == 0 then
+      redis.call('SET', job, ARGV[a + 3 + 2 * j], 'PX', expires)
+      redis.call('ZADD', KEYS[q], now, id)
+    else
+      redis.call('ZADD', KEYS[q], 'XX', 'LT', now, id)
+    end
+  end
+end
+if fresh then
+  return 1
+end
+return 0
 """
 
 
@@ -243,11 +267,16 @@ class Store:
         return f"{self.prefix}:stagings"
 
     async def record_delivery(
-        self, delivery_id: str, ttl: float, updates: Sequence[Update]
+        self,
+        delivery_id: str,
+        ttl: float,
+        updates: Sequence[Update],
+        jobs: QueuedJobs | None = None,
     ) -> bool:
-        """Store a delivery's effect once; False when this delivery id was already seen."""
+        """Store a delivery's effect once and queue `jobs` (each time), in one round trip;
+        False when this delivery id was already seen."""
         keys = [f"{self.prefix}:delivery:{delivery_id}", self._index]
-        args = [str(max(1, int(ttl * 1000)))]
+        args: list[str | bytes] = [str(max(1, int(ttl * 1000))), str(len(updates))]
         for update in updates:
             command = update.command
             seen = f"{self.prefix}:comment:{update.key.host}:{update.key.repo_id}:"
@@ -257,6 +286,9 @@ class Store:
             if command:
                 doc["command"] = _valid_text(command)
             args.append(json.dumps(doc))
+        if jobs is not None and jobs.ids:
+            keys += jobs.keys()
+            args += jobs.args()
         return bool(await self._record(keys=keys, args=args))
 
     async def create(self, key: StagingKey, fields: Mapping[str, str]) -> bool:

@@ -181,14 +181,14 @@ async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) 
     store: Store = request.app.state.store
     now = time.time()
     updates = [update_for(event, now, delivery_id) for event in served]
+    redis: ArqRedis = request.app.state.redis
+    # Stored and enqueued in one script: the 202 means both. Enqueued for a duplicate too
+    # (it expedites a waiting job); enqueueing is idempotent and coalesces.
+    jobs = queue.reconcile_jobs(
+        config.redis.key_prefix, [e.key for e in served], redis.job_serializer
+    )
     try:
-        fresh = await store.record_delivery(delivery_id, config.server.delivery_ttl, updates)
-        # Enqueued for a duplicate too: a redelivery after a 503 between storing and
-        # enqueueing must finish what was stored. Enqueueing is idempotent and coalesces.
-        for event in served:
-            await queue.enqueue_reconcile(
-                request.app.state.redis, config.redis.key_prefix, event.key
-            )
+        fresh = await store.record_delivery(delivery_id, config.server.delivery_ttl, updates, jobs)
         if not fresh:
             return JSONResponse({"duplicate": delivery_id}, status_code=202)
     except RedisError as exc:

@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 from arq import Retry
 
 from bot import lifecycle, logs, report
-from bot.errors import PermanentError, TemporaryError
+from bot.errors import ClusterError, PermanentError, TemporaryError
 from bot.hosts.base import GitHost
 from bot.model import DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
 from bot.services import Services
 from bot.store import StagingRecord, stored_links
 from bot.targets import build_target, environment_name
-from handlers import build, health, lasting, plan, qa, upkeep
+from handlers import build, health, lasting, outage, plan, pull_read, qa, upkeep, written
 from handlers.comment import run_commands
 from handlers.plan import Plan, Want
 
@@ -120,7 +120,7 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
     if host is None or repo_config is None:
         return Outcome(f"{record.get('repo')} is not served by this bot")
     repo = RepoRef(key.host, key.repo_id, record.get("repo"))
-    pr = await host.get_pull(repo, key.number)
+    pr = await pull_read.current(svc, host, repo, record)  # the host's, or kept: no event since
     if await run_commands(svc, host, pr, record):
         record = await svc.store.load(key) or record
     await upkeep.post_notice(svc, host, pr, record)  # a timer's warning or removal notice
@@ -145,7 +145,32 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
         ):
             return Outcome(f"error: {exc.reason}")
         return await _finish(work, Phase.FAILED, exc.reason)
-    return await act(Work(svc, record, host, running, target, wanted))
+    return await _through_outage(Work(svc, record, host, running, target, wanted))
+
+
+async def _through_outage(work: Work) -> Outcome:
+    """`act`; once the cluster has been out of reach for a while, the request is told, and
+    when a round reaches it again, what the staging is really doing (handlers/outage.py)."""
+    svc, key, head = work.svc, work.record.key, work.pr.head_sha
+    try:
+        outcome = await act(work)
+    except ClusterError as exc:
+        record = await svc.store.load(key) or work.record  # this round may have reported
+        attempts = (record.number("attempts") or 0) + 1
+        if outage.due(record, head, work.plan.want is Want.RUNNING, attempts):
+            reason = outage.reason(exc)
+            log.warning("staging %s reported failed: %s", key, reason)
+            await _report(work, Phase.FAILED, reason)
+            await _history(work, Phase.FAILED.value, "failure", reason)
+            await svc.store.update(key, {outage.FIELD: head})
+        raise
+    if work.record.get(outage.FIELD):
+        await svc.store.update(key, {outage.FIELD: ""})
+        record = await svc.store.load(key) or work.record
+        phase = Phase(record.get("phase") or Phase.PENDING.value)
+        if phase in outage.UNDER_WAY:  # the round reported nothing: it still says failed
+            await _report(work, phase, "")
+    return outcome
 
 
 async def act(work: Work) -> Outcome:
@@ -220,7 +245,8 @@ async def deploy(work: Work) -> Outcome:
     creating = was in (Phase.PENDING, Phase.AWAITING_APPROVAL, Phase.GONE, Phase.DESTROYING)
     await lasting.forget(svc, record)  # asked for again: a kept "stay gone" no longer holds
     await _supersede(work)
-    await _report(work, Phase.PENDING if creating else Phase.DEPLOYING, "")
+    if not outage.reported(record, pr.head_sha):  # else it says failed until applied
+        await _report(work, Phase.PENDING if creating else Phase.DEPLOYING, "")
     built = bool(record.get("sha")) and not creating  # the command provisioner's update
     try:
         if was is Phase.ARCHIVED:
@@ -321,11 +347,13 @@ async def teardown(work: Work) -> Outcome:
     svc, record, target = work.svc, work.record, work.target
     assert target is not None
     await lasting.before_teardown(svc, record, work.pr)
-    if work.phase is Phase.GONE:
-        return Outcome("gone")
     # Nothing built and nothing said: stay silent. A job killed between its first report and
     # storing the commit has said something, so the comment and check must still end.
     reported = any(record.get(field) for field in ("comment_id", "check_id", "reported"))
+    if work.phase is Phase.GONE:
+        if reported:  # a job killed between storing `gone` and saying it: say it now
+            await _report(work, Phase.GONE, record.get("reason"))
+        return Outcome("gone")
     never_deployed = work.phase is Phase.PENDING and not record.get("sha") and not reported
     done = await svc.provisioner.destroy(target)
     if not done:
@@ -389,13 +417,19 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     # progress ends. A fork's commit awaiting approval gets no check until it is built.
     if phase is not Phase.AWAITING_APPROVAL and (phase not in KEEPS_CHECK or in_progress):
         known = record.number("check_id") if same_commit else None
-        check_id = await _tolerant(host.report_check(repo, sha, check, known), key, "check")
+        unseen = known is None and written.unseen(record, written.CHECKS, sha)
+        if known is None:  # may create: say so first, or a retry could not tell
+            await written.begin(svc.store, record, written.CHECKS, sha, record.get("check_sha"))
+        writing = host.report_check(repo, sha, check, known, unseen=unseen)
+        check_id = await _tolerant(writing, key, "check")
         fields: dict[str, str | int] = {"check_sha": sha, "check_state": check.state.value}
         if check_id is not None:
             fields["check_id"] = check_id
         await svc.store.update(key, fields)
     body = report.comment(view, svc.config.commands.prefix)
-    comment = host.upsert_comment(repo, pr.number, body, record.number("comment_id"))
+    known_comment = record.number("comment_id")
+    no_comments = known_comment is None and pr.comments == 0  # none at all: none to look for
+    comment = host.upsert_comment(repo, pr.number, body, known_comment, unseen=no_comments)
     comment_id = await _tolerant(comment, key, "comment")
     if comment_id is not None:
         await svc.store.update(key, {"comment_id": comment_id})
@@ -411,7 +445,13 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     environment = environment_name(svc.config, pr)
     description = (report.CHECK_TITLES[phase] + (f": {reason}" if reason else ""))[:140]
     state, env_url = DEPLOY_STATES[phase], url if phase not in NOT_RUNNING else ""
-    deployment = host.report_deployment(repo, environment, sha, state, env_url, description, known)
+    unseen = known is None and written.unseen(record, written.DEPLOYMENTS, sha)
+    if known is None:
+        previous = record.get("deployment_sha")
+        await written.begin(svc.store, record, written.DEPLOYMENTS, sha, previous)
+    deployment = host.report_deployment(
+        repo, environment, sha, state, env_url, description, known, unseen=unseen
+    )
     fields = {"reported": signature}
     deployment_id = await _tolerant(deployment, key, "deployment")
     if deployment_id is not None:

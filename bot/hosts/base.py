@@ -70,19 +70,32 @@ class GitHost(Protocol):
         ...
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
+        self,
+        repo: RepoRef,
+        sha: str,
+        check: CheckReport,
+        known_id: int | None,
+        gate: str = "",
+        *,
+        unseen: bool = False,
     ) -> int | None:
         """Create or update the "staging" check run (or commit status) on `sha`; its id if any.
 
         With a `gate` (e.g. "qa"), the check named "<check name>/<gate>" instead
         (`staging/qa`): a second check that teams can make required on its own.
+        `unseen`: the caller's record proves the bot never began writing this check on
+        `sha` (handlers.written), so it is created without looking for one first.
         """
         ...
 
     async def upsert_comment(
-        self, repo: RepoRef, number: int, body: str, known_id: int | None
+        self, repo: RepoRef, number: int, body: str, known_id: int | None, *, unseen: bool = False
     ) -> int:
-        """Edit the sticky comment (found by id or by `STICKY_MARKER`) or create it; its id."""
+        """Edit the sticky comment (found by id or by `STICKY_MARKER`) or create it; its id.
+
+        `unseen`: the request has no comment at all (the host said so on a fresh read),
+        so none is looked for.
+        """
         ...
 
     async def report_deployment(
@@ -94,8 +107,13 @@ class GitHost(Protocol):
         url: str,
         description: str,
         known_id: int | None,
+        *,
+        unseen: bool = False,
     ) -> int:
-        """Create (once per environment + SHA) a deployment and add a status to it; its id."""
+        """Create (once per environment + SHA) a deployment and add a status to it; its id.
+
+        `unseen`: as for `report_check`, no deployment for `sha` can exist: none is looked for.
+        """
         ...
 
     async def react(self, repo: RepoRef, number: int, comment_id: int, reaction: str) -> None:

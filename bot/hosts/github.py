@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import requests
 from github import Github, GithubException, UnknownObjectException
+from github.Deployment import Deployment
 from github.PullRequest import PullRequest as GithubPullRequest
 from github.Repository import Repository
 
@@ -68,8 +69,11 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def pull_request(host: str, pr: GithubPullRequest, merged: bool) -> PullRequest:
-    """The host-neutral request from PyGithub's, reading only what a list item carries."""
+def pull_request(
+    host: str, pr: GithubPullRequest, merged: bool, comments: int | None = None
+) -> PullRequest:
+    """The host-neutral request from PyGithub's, reading only what a list item carries
+    (`merged` and `comments` only a full pull request has: its reader passes them)."""
     return PullRequest(
         repo=RepoRef(host, pr.base.repo.id, pr.base.repo.full_name),
         number=pr.number,
@@ -84,6 +88,7 @@ def pull_request(host: str, pr: GithubPullRequest, merged: bool) -> PullRequest:
         labels=tuple(label.name for label in pr.labels),
         # A deleted fork leaves no head repository: still a fork.
         fork=pr.head.repo is None or pr.head.repo.id != pr.base.repo.id,
+        comments=comments,
     )
 
 
@@ -129,7 +134,7 @@ class GitHubHost:
     async def get_pull(self, repo: RepoRef, number: int) -> PullRequest:
         def work(r: Repository) -> PullRequest:
             pr = r.get_pull(number)
-            return pull_request(repo.host, pr, merged=bool(pr.merged))
+            return pull_request(repo.host, pr, merged=bool(pr.merged), comments=pr.comments)
 
         return await self._call(f"read {repo.full_name}#{number}", repo, work)
 
@@ -153,7 +158,14 @@ class GitHubHost:
         )
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
+        self,
+        repo: RepoRef,
+        sha: str,
+        check: CheckReport,
+        known_id: int | None,
+        gate: str = "",
+        *,
+        unseen: bool = False,
     ) -> int | None:
         name = f"{self._config.check_name}/{gate}" if gate else self._config.check_name
         what = f"report {name!r} on {repo.full_name}@{sha[:12]}"
@@ -161,15 +173,17 @@ class GitHubHost:
             # GitHub accepts check-run writes only from an App installation token.
             return await self._call(what, repo, lambda r: self._commit_status(r, sha, check, name))
         return await self._call(
-            what, repo, lambda r: self._check_run(r, sha, check, known_id, name)
+            what, repo, lambda r: self._check_run(r, sha, check, known_id, name, unseen)
         )
 
     async def upsert_comment(
-        self, repo: RepoRef, number: int, body: str, known_id: int | None
+        self, repo: RepoRef, number: int, body: str, known_id: int | None, *, unseen: bool = False
     ) -> int:
         text = self._scrub(body if STICKY_MARKER in body else f"{STICKY_MARKER}\n{body}")
         what = f"comment on {repo.full_name}#{number}"
-        return await self._call(what, repo, lambda r: self._upsert(r, number, text, known_id))
+        return await self._call(
+            what, repo, lambda r: self._upsert(r, number, text, known_id, unseen)
+        )
 
     async def report_deployment(
         self,
@@ -180,6 +194,8 @@ class GitHubHost:
         url: str,
         description: str,
         known_id: int | None,
+        *,
+        unseen: bool = False,
     ) -> int:
         status: dict[str, Any] = {
             "state": state.value,
@@ -191,7 +207,7 @@ class GitHubHost:
         what = f"report deployment {environment} on {repo.full_name}@{sha[:12]}"
 
         def work(r: Repository) -> int:
-            return self._deploy(r, environment, sha, status, known_id)
+            return self._deploy(r, environment, sha, status, known_id, unseen)
 
         return await self._call(what, repo, work)
 
@@ -273,7 +289,13 @@ class GitHubHost:
     # -- the work, in a thread -----------------------------------------------------------
 
     def _check_run(
-        self, r: Repository, sha: str, check: CheckReport, known_id: int | None, name: str
+        self,
+        r: Repository,
+        sha: str,
+        check: CheckReport,
+        known_id: int | None,
+        name: str,
+        unseen: bool,
     ) -> int:
         fields: dict[str, Any] = {
             "output": {
@@ -295,6 +317,8 @@ class GitHubHost:
                 return known_id
             except UnknownObjectException:
                 pass  # gone or never ours: find it by name like a first attempt would
+        elif unseen:  # never begun on this commit: nothing to find
+            return r.create_check_run(name=name, head_sha=sha, **fields).id
         # A retried job that never stored the id must not create a second run.
         for run in r.get_commit(sha).get_check_runs(check_name=name):
             if run.app.id == self._config.app_id:
@@ -312,7 +336,9 @@ class GitHubHost:
             fields["target_url"] = check.url
         r.get_commit(sha).create_status(**fields)
 
-    def _upsert(self, r: Repository, number: int, body: str, known_id: int | None) -> int:
+    def _upsert(
+        self, r: Repository, number: int, body: str, known_id: int | None, unseen: bool
+    ) -> int:
         issue = r.get_issue(number)
         if known_id is not None:
             try:
@@ -320,6 +346,8 @@ class GitHubHost:
                 return known_id
             except UnknownObjectException:
                 pass  # deleted by someone: find another by marker, or create one
+        elif unseen:  # no comment on the request at all: nothing to find
+            return issue.create_comment(body).id
         login = self._clients.own_login()
         for comment in issue.get_comments():
             # Anyone can paste the marker: only the bot's own comment is the sticky one.
@@ -335,6 +363,7 @@ class GitHubHost:
         sha: str,
         status: dict[str, Any],
         known_id: int | None,
+        unseen: bool,
     ) -> int:
         if known_id is not None:
             try:
@@ -342,8 +371,9 @@ class GitHubHost:
                 return known_id
             except UnknownObjectException:
                 pass
-        found = r.get_deployments(sha=sha, environment=environment)
-        deployment = next(iter(found), None)
+        deployment: Deployment | None = None
+        if known_id is not None or not unseen:  # unseen: never begun on it, nothing to find
+            deployment = next(iter(r.get_deployments(sha=sha, environment=environment)), None)
         if deployment is None:
             # ref = the SHA and no required contexts, or GitHub merges the base branch in or
             # answers 409 while the staging check itself is pending.

@@ -204,7 +204,14 @@ class GitLabHost:
         return await self._call(f"list the open merge requests of {repo.full_name}", work)
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
+        self,
+        repo: RepoRef,
+        sha: str,
+        check: CheckReport,
+        known_id: int | None,
+        gate: str = "",
+        *,
+        unseen: bool = False,  # a commit status: nothing to look up
     ) -> int | None:
         """GitLab commit statuses have no id to keep: always None."""
         name = f"{self._config.status_name}/{gate}" if gate else self._config.status_name
@@ -230,7 +237,7 @@ class GitLabHost:
         return await self._call(what, work)
 
     async def upsert_comment(
-        self, repo: RepoRef, number: int, body: str, known_id: int | None
+        self, repo: RepoRef, number: int, body: str, known_id: int | None, *, unseen: bool = False
     ) -> int:
         text = self._scrub(body if STICKY_MARKER in body else f"{STICKY_MARKER}\n{body}")
         with self._lock:
@@ -251,6 +258,8 @@ class GitLabHost:
         url: str,
         description: str,
         known_id: int | None,
+        *,
+        unseen: bool = False,  # one environment per merge request, whatever the commit
     ) -> int:
         # The commit status carries the staging's state; the environment carries its URL.
         what = f"report environment {environment} on {repo.full_name}"

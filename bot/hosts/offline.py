@@ -72,7 +72,14 @@ class OfflineHost:
         ]
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
+        self,
+        repo: RepoRef,
+        sha: str,
+        check: CheckReport,
+        known_id: int | None,
+        gate: str = "",
+        *,
+        unseen: bool = False,  # kept in the record: nothing to look up
     ) -> int | None:
         name = f"staging/{gate}" if gate else "staging"
         shown = {"sha": sha, "state": check.state.value, "title": check.title, "at": self._now()}
@@ -84,7 +91,7 @@ class OfflineHost:
         return known_id or 1
 
     async def upsert_comment(
-        self, repo: RepoRef, number: int, body: str, known_id: int | None
+        self, repo: RepoRef, number: int, body: str, known_id: int | None, *, unseen: bool = False
     ) -> int:
         await self._store.update(StagingKey(repo.host, repo.id, number), {COMMENT: body})
         log.info("offline: comment on %s #%d:\n%s", repo.full_name, number, body)
@@ -99,6 +106,8 @@ class OfflineHost:
         url: str,
         description: str,
         known_id: int | None,
+        *,
+        unseen: bool = False,
     ) -> int:
         shown = {
             "environment": environment,

@@ -6,6 +6,10 @@ runs nothing: Deployments and StatefulSets are scaled to 0, recording the count 
 back; CronJobs are suspended; a migration Job first created while archived is created
 suspended. Each object the bot changed carries ANNOTATION_ARCHIVED, and only those are
 restored, so a CronJob someone else suspended stays suspended.
+
+A StatefulSet whose `persistentVolumeClaimRetentionPolicy.whenScaled` is `Delete` loses its
+volume claims when scaled down: archiving such a staging is refused (`refusal`) rather than
+deleting its data.
 """
 
 from __future__ import annotations
@@ -30,6 +34,33 @@ DEFAULT_REPLICAS = 1
 
 def is_archived(obj: Obj | None) -> bool:
     return _annotations(obj).get(ANNOTATION_ARCHIVED) == "true"
+
+
+def refusal(live: list[Obj]) -> str | None:
+    """Why archiving a staging holding `live` would delete data, or None when it is safe."""
+    losing = sorted(obj["metadata"]["name"] for obj in live if _loses_claims(obj))
+    if not losing:
+        return None
+    one = len(losing) == 1
+    which = f"StatefulSet{'' if one else 's'} {', '.join(losing)}"
+    deletes, its = ("deletes", "its") if one else ("delete", "their")
+    return (
+        f"not archived: {which} {deletes} {its} volume claims when scaled down "
+        f"(persistentVolumeClaimRetentionPolicy.whenScaled: Delete), so archiving would "
+        f"delete {its} data; set whenScaled: Retain (the default) to archive"
+    )
+
+
+def _loses_claims(live: Obj) -> bool:
+    """A StatefulSet with pods whose claims a scale-down deletes (at 0 nothing is lost)."""
+    spec = live.get("spec") or {}
+    policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    return (
+        _kind(live) == STATEFULSET
+        and bool(spec.get("volumeClaimTemplates"))
+        and policy.get("whenScaled") == "Delete"
+        and _replicas(live) > 0
+    )
 
 
 def archive_patch(live: Obj) -> Obj | None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 
 from bot.config import CommandConfig, Config, Secret
-from bot.errors import PermanentError, TemporaryError
+from bot.errors import ClusterError, PermanentError
 from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
 from bot.provision.base import Link, StepOutput
 from bot.provision.command_config import INHERITED
@@ -242,8 +242,8 @@ class CommandProvisioner:
             return
         said = tail_lines(result.stderr, REASON_LINES) or tail_lines(result.stdout, REASON_LINES)
         reason = f"{step} {result.ending()}" + (f": {said}" if said else "")
-        if result.code == TEMPORARY_EXIT:
-            raise TemporaryError(reason)
+        if result.code == TEMPORARY_EXIT:  # "try again later": say, the cluster is unreachable
+            raise ClusterError(reason, shown=f"{step} {result.ending()}")
         raise PermanentError(reason)
 
 

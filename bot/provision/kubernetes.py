@@ -15,7 +15,7 @@ from kubernetes.aio.client import ApiException
 from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
 from bot import metrics, naming
-from bot.errors import PermanentError, TemporaryError, classify_http
+from bot.errors import ClusterError, PermanentError, TemporaryError, classify_http
 from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
 from bot.provision import access, archive, decisions, health, inventory, overrides, render
 from bot.provision.access import Access
@@ -36,6 +36,7 @@ DynamicClient: Any = _dynamic.DynamicClient
 ANNOTATION_KINDS = "stagingbot.dev/applied-kinds"
 TERMINATING_DELAY = 2.0
 CONFLICT_DELAY = 1.0
+SHOWN_PHRASE = 60  # of an API server's failing answer's reason phrase, on the request
 REQUEST_TIMEOUT = 30.0
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 WORKLOAD_KINDS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"))
@@ -329,13 +330,18 @@ class KubernetesProvisioner:
         """Scales the staging's Deployments/StatefulSets to 0 and suspends its CronJobs.
 
         The namespace is marked first (so an apply meanwhile archives too), then each object.
-        No namespace, or one terminating: nothing runs, nothing to do.
+        No namespace, or one terminating: nothing runs, nothing to do. A StatefulSet that
+        would delete its volume claims on the way down: refused before anything changes.
         """
         namespace = await self._namespace(target)
         if namespace is None or _terminating(namespace):
             return
         _check_ours(namespace, target, "archive")
         await self._grant_access(target)
+        statefulsets = await self._list_labelled(target, _kind_ids((archive.STATEFULSET,)))
+        refused = archive.refusal(statefulsets)
+        if refused is not None:
+            raise PermanentError(refused)
         if not archive.is_archived(namespace):
             marks = {"metadata": {"annotations": {ANNOTATION_ARCHIVED: "true"}}}
             await self._merge_patch(namespace, marks, "archive")
@@ -564,7 +570,8 @@ async def _call(
         raise _classify(exc, what, obj) from exc
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         metrics.api_error("kubernetes", None)
-        raise classify_http(0, {}, str(exc) or type(exc).__name__, what) from exc
+        reason = f"{what}: HTTP 0: {str(exc) or type(exc).__name__}"  # as classify_http says
+        raise ClusterError(reason, shown=f"no answer ({type(exc).__name__})") from exc
 
 
 def _classify(exc: Any, what: str, obj: Obj | None) -> PermanentError | TemporaryError:
@@ -581,6 +588,11 @@ def _classify(exc: Any, what: str, obj: Obj | None) -> PermanentError | Temporar
     if status == 404 and obj is not None:  # its namespace vanished under us
         return TemporaryError(f"{what}: HTTP 404: {message}")
     error = classify_http(status, headers, message, what)
+    if isinstance(error, TemporaryError) and (status >= 500 or status == 0):
+        # The API server itself is failing. Its status and phrase only: the body may say anything.
+        phrase = str(exc.reason or "")[:SHOWN_PHRASE]
+        shown = f"HTTP {status} {phrase}".strip() if status else "no answer"
+        return ClusterError(error.reason, error.delay, shown)
     if status == 422 and isinstance(error, PermanentError):
         if kind == "Secret":  # an invalid Secret's message may quote a value
             message = "the API server refused it (details withheld for a Secret)"

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from bot.errors import TemporaryError
+from bot.errors import ClusterError
 from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
 from bot.provision.base import Provisioner, StepOutput
 from bot.provision.decisions import Decision
@@ -15,13 +15,14 @@ from bot.provision.decisions import Decision
 log = logging.getLogger("stagingbot.provision")
 
 RETRY_CONNECT = 30.0
+NOT_CONNECTED = "the bot could not connect to it"  # on the request: never the details
 
 
 class LazyProvisioner:
     """Builds the real provisioner when first needed, and again after a failed attempt.
 
-    Until it can, every call raises `TemporaryError`: stagings wait, retried with backoff,
-    and the log says what is missing instead of the bot refusing to start.
+    Until it can, every call raises `ClusterError` (temporary): stagings wait, retried with
+    backoff, and the log says what is missing instead of the bot refusing to start.
     """
 
     def __init__(self, factory: Callable[[], Awaitable[Provisioner]], what: str) -> None:
@@ -37,7 +38,7 @@ class LazyProvisioner:
             if self._real is not None:
                 return self._real
             if time.monotonic() - self._failed_at < RETRY_CONNECT:
-                raise TemporaryError(self._problem, delay=RETRY_CONNECT)
+                raise ClusterError(self._problem, RETRY_CONNECT, NOT_CONNECTED)
             try:
                 self._real = await self._factory()
             except Exception as exc:  # noqa: BLE001 - config loaders raise many kinds
@@ -47,7 +48,7 @@ class LazyProvisioner:
                     "%s. Webhooks are accepted; stagings wait, retrying, until it is.",
                     self._problem,
                 )
-                raise TemporaryError(self._problem, delay=RETRY_CONNECT) from None
+                raise ClusterError(self._problem, RETRY_CONNECT, NOT_CONNECTED) from None
             return self._real
 
     async def apply(self, target: Target) -> None:

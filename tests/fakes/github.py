@@ -861,7 +861,15 @@ class FakeGitHub:
         return _Response(200, self._repo_json(request.repo))
 
     def _get_pull(self, request: _Request) -> _Response:
-        return _Response(200, self._pull_json(self._pull(request)))
+        # The full pull request carries counts a list item lacks: its issue comments.
+        # https://docs.github.com/en/rest/pulls/pulls#get-a-pull-request
+        pull = self._pull(request)
+        comments = sum(
+            1
+            for c in self._comments.values()
+            if c["_repo"] == pull.repo_id and c["_number"] == pull.number
+        )
+        return _Response(200, {**self._pull_json(pull), "comments": comments})
 
     def _list_pulls(self, request: _Request) -> _Response:
         """Newest first, like GitHub's default `sort=created&direction=desc`. List items are

@@ -5,7 +5,7 @@ APIResourceLists), namespaces with asynchronous termination, namespaced objects 
 GET/LIST (label and field selectors)/POST/PUT/PATCH (server-side apply, JSON merge
 patch)/DELETE, `Status` error bodies with the API server's reasons and messages,
 schema validation with `kubernetes_validate`, and a small controller that rolls
-Deployments and StatefulSets out into Pods.
+Deployments and StatefulSets out into Pods (and a StatefulSet's volume claims).
 
 Test hooks (all thread-safe, callable while the server runs):
 
@@ -41,6 +41,14 @@ Simplifications, on purpose:
   selectors, Job templates and StatefulSet specs.
 - Deployment/StatefulSet pods are owned directly by the workload (no ReplicaSets or
   ControllerRevisions); old pods are replaced at once when the template changes.
+- A StatefulSet's pod `i` gets the claims `<template>-<set>-<i>` of its
+  `volumeClaimTemplates` (created when missing, labelled with the template's and the
+  selector's labels, Bound at once) mounted as volumes, as the real controller does. Its
+  `persistentVolumeClaimRetentionPolicy` (defaulted to Retain/Retain) is honoured: with
+  `whenDeleted: Delete` the claims carry the StatefulSet as owner (garbage collected with
+  it); with `whenScaled: Delete` the claims of the ordinals a scale-down removes are
+  deleted with their pods (at once; the real controller makes the pod their owner).
+  Claims have no protection finalizer and no PersistentVolumes exist.
   Jobs complete after the rollout delay without pods (suspended ones never do);
   DaemonSets get no pods.
 - No watch, no pagination (`limit`/`continue` ignored), no admission webhooks; no RBAC
@@ -1102,11 +1110,12 @@ class FakeKube:
                     ]:
                         del objects[key]
         uids = {e.obj["metadata"]["uid"] for objs in self._store.values() for e in objs.values()}
-        pods = self._store[("", "pods")]
-        for key, pod in list(pods.items()):  # background garbage collection
-            owners = pod.obj["metadata"].get("ownerReferences", [])
-            if owners and not any(o["uid"] in uids for o in owners):
-                del pods[key]
+        for plural in ("pods", "persistentvolumeclaims"):  # background garbage collection
+            dependents = self._store[("", plural)]
+            for key, dependent in list(dependents.items()):
+                owners = dependent.obj["metadata"].get("ownerReferences", [])
+                if owners and not any(o["uid"] in uids for o in owners):
+                    del dependents[key]
         for plural in ("deployments", "statefulsets"):
             for entry in self._store[("apps", plural)].values():
                 if entry.converge_at <= now:
@@ -1134,6 +1143,8 @@ class FakeKube:
         }
         wanted = [_pod_name(plural, meta["name"], revision, i) for i in range(replicas)]
         for key, pod in mine.items():
+            if key[1] not in wanted and plural == "statefulsets":  # condemned by a scale-down
+                self._scaled_down(obj, int(key[1].rpartition("-")[2]))
             if (
                 key[1] not in wanted
                 or pod.obj["metadata"].get("annotations", {}).get("fake.stagingbot.dev/revision")
@@ -1141,10 +1152,12 @@ class FakeKube:
             ):
                 del pods[key]
         ready = 0
-        for pod_name in wanted:
+        for index, pod_name in enumerate(wanted):
+            if plural == "statefulsets":
+                self._claim_volumes(obj, index)
             pod = pods.get((namespace, pod_name))
             if pod is None:
-                pod = _Entry(_new_pod(plural, obj, pod_name, revision))
+                pod = _Entry(_new_pod(plural, obj, pod_name, revision, index))
                 pod.obj["metadata"]["resourceVersion"] = str(next(self._rv))
                 pods[(namespace, pod_name)] = pod
             status = _pod_status(pod.obj, self._faults)
@@ -1158,6 +1171,40 @@ class FakeKube:
         if status != obj.get("status"):
             obj["status"] = status
             meta["resourceVersion"] = str(next(self._rv))
+
+    def _claim_volumes(self, statefulset: Obj, index: int) -> None:
+        """The claims of pod `index` from `volumeClaimTemplates`, created when missing, with
+        the StatefulSet as owner exactly when `whenDeleted: Delete` (the controller keeps
+        that reference in line with the policy on every pass)."""
+        claims = self._store[("", "persistentvolumeclaims")]
+        namespace, uid = statefulset["metadata"]["namespace"], statefulset["metadata"]["uid"]
+        owned = _retention(statefulset, "whenDeleted") == "Delete"
+        for template in statefulset["spec"].get("volumeClaimTemplates") or []:
+            name = _claim_name(template, statefulset, index)
+            entry = claims.get((namespace, name))
+            if entry is None:
+                entry = _Entry(_new_claim(template, statefulset, name))
+                entry.obj["metadata"]["resourceVersion"] = str(next(self._rv))
+                claims[(namespace, name)] = entry
+            refs = entry.obj["metadata"].get("ownerReferences", [])
+            others = [r for r in refs if r["uid"] != uid]
+            wanted = others + [_claim_owner(statefulset)] if owned else others
+            if wanted != refs:
+                entry.obj["metadata"]["ownerReferences"] = wanted
+                if not wanted:
+                    del entry.obj["metadata"]["ownerReferences"]
+                entry.obj["metadata"]["resourceVersion"] = str(next(self._rv))
+
+    def _scaled_down(self, statefulset: Obj, index: int) -> None:
+        """Pod `index` is removed by a scale-down: with `whenScaled: Delete` its claims go
+        with it (the real controller makes the pod their owner; the garbage collector
+        deletes them after the pod), else they stay for a later scale-up."""
+        if _retention(statefulset, "whenScaled") != "Delete":
+            return
+        claims = self._store[("", "persistentvolumeclaims")]
+        namespace = statefulset["metadata"]["namespace"]
+        for template in statefulset["spec"].get("volumeClaimTemplates") or []:
+            claims.pop((namespace, _claim_name(template, statefulset, index)), None)
 
 
 # --- object helpers -----------------------------------------------------------------------
@@ -1294,6 +1341,10 @@ def _default(res: ApiResource, obj: Obj, old: Obj | None) -> None:
         obj["spec"].setdefault("revisionHistoryLimit", 10)
     if res.plural == "deployments":
         obj["spec"].setdefault("progressDeadlineSeconds", 600)
+    if res.plural == "statefulsets":
+        policy = obj["spec"].setdefault("persistentVolumeClaimRetentionPolicy", {})
+        policy.setdefault("whenDeleted", "Retain")
+        policy.setdefault("whenScaled", "Retain")
     if res.plural == "services":
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
@@ -1386,7 +1437,7 @@ def _pod_name(plural: str, name: str, revision: str, index: int) -> str:
     return f"{name}-{revision[:9]}-{hashlib.sha256(f'{revision}{index}'.encode()).hexdigest()[:5]}"
 
 
-def _new_pod(plural: str, owner: Obj, name: str, revision: str) -> Obj:
+def _new_pod(plural: str, owner: Obj, name: str, revision: str, index: int) -> Obj:
     template = copy.deepcopy(owner["spec"].get("template", {}))
     labels = dict(template.get("metadata", {}).get("labels", {}))
     if plural == "deployments":
@@ -1394,6 +1445,7 @@ def _new_pod(plural: str, owner: Obj, name: str, revision: str) -> Obj:
     else:
         labels["controller-revision-hash"] = f"{owner['metadata']['name']}-{revision[:9]}"
         labels["statefulset.kubernetes.io/pod-name"] = name
+        _mount_claims(template.setdefault("spec", {}), owner, index)
     kind = "Deployment" if plural == "deployments" else "StatefulSet"
     return {
         "apiVersion": "v1",
@@ -1421,6 +1473,82 @@ def _new_pod(plural: str, owner: Obj, name: str, revision: str) -> Obj:
         },
         "spec": template.get("spec", {}),
     }
+
+
+def _retention(statefulset: Obj, when: str) -> str:
+    """`whenDeleted`/`whenScaled` of the claim retention policy (default `Retain`)."""
+    policy = statefulset["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
+    return str(policy.get(when) or "Retain")
+
+
+def _claim_name(template: Obj, statefulset: Obj, index: int) -> str:
+    return f"{template['metadata']['name']}-{statefulset['metadata']['name']}-{index}"
+
+
+def _claim_owner(statefulset: Obj) -> Obj:
+    # KEP-1847: controller set, blockOwnerDeletion false (the pods go first, then the claims).
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": statefulset["metadata"]["name"],
+        "uid": statefulset["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def _new_claim(template: Obj, statefulset: Obj, name: str) -> Obj:
+    """A claim as the StatefulSet controller creates it (template labels plus the
+    selector's), already bound to a dynamically provisioned volume."""
+    metadata = template.get("metadata") or {}
+    labels = {
+        **(metadata.get("labels") or {}),
+        **(statefulset["spec"].get("selector", {}).get("matchLabels") or {}),
+    }
+    uid = str(uuid.uuid4())
+    spec = copy.deepcopy(template.get("spec") or {})
+    spec.setdefault("volumeMode", "Filesystem")
+    spec.setdefault("storageClassName", "standard")
+    spec["volumeName"] = f"pvc-{uid}"
+    claim: Obj = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": name,
+            "namespace": statefulset["metadata"]["namespace"],
+            "uid": uid,
+            "creationTimestamp": now_rfc3339(),
+            "labels": labels,
+            "annotations": {
+                **(metadata.get("annotations") or {}),
+                "pv.kubernetes.io/bind-completed": "yes",
+                "pv.kubernetes.io/bound-by-controller": "yes",
+            },
+        },
+        "spec": spec,
+        "status": {
+            "phase": "Bound",
+            "accessModes": list(spec.get("accessModes") or []),
+            "capacity": dict((spec.get("resources") or {}).get("requests") or {}),
+        },
+    }
+    return claim
+
+
+def _mount_claims(pod_spec: Obj, statefulset: Obj, index: int) -> None:
+    """The pod's volume per claim template, replacing a template volume of the same name."""
+    templates = statefulset["spec"].get("volumeClaimTemplates") or []
+    names = {t["metadata"]["name"] for t in templates}
+    volumes: list[Obj] = [
+        {
+            "name": template["metadata"]["name"],
+            "persistentVolumeClaim": {"claimName": _claim_name(template, statefulset, index)},
+        }
+        for template in templates
+    ]
+    volumes += [v for v in pod_spec.get("volumes") or [] if v.get("name") not in names]
+    if volumes:
+        pod_spec["volumes"] = volumes
 
 
 def _pod_status(pod: Obj, faults: list[tuple[str, _Fault]]) -> Obj:

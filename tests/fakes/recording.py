@@ -98,22 +98,32 @@ class RecordingHost:
         return self.pulls[number]
 
     async def report_check(
-        self, repo: RepoRef, sha: str, check: CheckReport, known_id: int | None, gate: str = ""
+        self,
+        repo: RepoRef,
+        sha: str,
+        check: CheckReport,
+        known_id: int | None,
+        gate: str = "",
+        *,
+        unseen: bool = False,  # as GitHub's adapter: no look-up, so a wrong claim doubles
     ) -> int | None:
         self._call("report_check")
         if gate:  # a second check (staging/qa): kept apart, every write in order
             self.gates.append((gate, sha, check))
             return known_id or int(next(self._ids))
-        found = known_id or next((i for i, (s, _) in self.checks.items() if s == sha), None)
+        found = known_id or (
+            None if unseen else next((i for i, (s, _) in self.checks.items() if s == sha), None)
+        )
         check_id = found or next(self._ids)
         self.checks[check_id] = (sha, check)
         return check_id
 
     async def upsert_comment(
-        self, repo: RepoRef, number: int, body: str, known_id: int | None
+        self, repo: RepoRef, number: int, body: str, known_id: int | None, *, unseen: bool = False
     ) -> int:
         self._call("upsert_comment")
-        comment_id = known_id or next(iter(self.comments), None) or next(self._ids)
+        found = None if unseen else next(iter(self.comments), None)  # a wrong claim doubles
+        comment_id = known_id or found or next(self._ids)
         self.comments[comment_id] = body
         return comment_id
 
@@ -126,11 +136,12 @@ class RecordingHost:
         url: str,
         description: str,
         known_id: int | None,
+        *,
+        unseen: bool = False,
     ) -> int:
         self._call("report_deployment")
-        found = known_id or next(
-            (i for i, (e, s) in self.deployments.items() if (e, s) == (environment, sha)), None
-        )
+        mine = (i for i, (e, s) in self.deployments.items() if (e, s) == (environment, sha))
+        found = known_id or (None if unseen else next(mine, None))
         deployment_id = found or next(self._ids)
         self.deployments[deployment_id] = (environment, sha)
         self.deployment_statuses.append((deployment_id, state, url))
@@ -179,8 +190,10 @@ class RecordingProvisioner:
     applied: list[Target] = field(default_factory=list)
     destroyed: list[str] = field(default_factory=list)
     rollout: Rollout = field(default_factory=lambda: Rollout(ready=True))
+    status_error: Exception | None = None
     apply_error: Exception | None = None
     destroy_rounds: int = 0  # how many destroy() calls answer "still terminating"
+    destroy_error: Exception | None = None
     namespaces: set[str] = field(default_factory=set)
     archived: set[str] = field(default_factory=set)  # namespaces scaled to zero
     calls: list[str] = field(default_factory=list)  # "archive <ns>", "restore <ns>"
@@ -214,9 +227,13 @@ class RecordingProvisioner:
         )
 
     async def status(self, target: Target) -> Rollout:
+        if self.status_error is not None:
+            raise self.status_error
         return self.rollout
 
     async def destroy(self, target: Target) -> bool:
+        if self.destroy_error is not None:
+            raise self.destroy_error
         self.destroyed.append(target.namespace)
         if self.destroy_rounds > 0:
             self.destroy_rounds -= 1

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.config import CommandConfig, Config, GitHubConfig, Secret
-from bot.errors import PermanentError, TemporaryError
+from bot.errors import ClusterError, PermanentError, TemporaryError
 from bot.model import Phase, Rollout, StagingKey, Target
 from bot.provision.base import Link, StepOutput
 from bot.provision.command import CommandProvisioner, parse_links
@@ -195,8 +195,11 @@ async def test_exit_75_asks_for_a_retry_later(tmp_path: Path) -> None:
     destroy = shell_step(tmp_path, "destroy.sh", 'echo "cluster unreachable" >&2\nexit 75\n')
     prov = provisioner(tmp_path, create=destroy, destroy=destroy)
 
-    with pytest.raises(TemporaryError, match="destroy exit 75 .*cluster unreachable"):
+    with pytest.raises(TemporaryError, match="destroy exit 75 .*cluster unreachable") as caught:
         await prov.destroy(TARGET)
+    # The cluster's failure, shown on the request after a while without the program's output.
+    assert isinstance(caught.value, ClusterError)
+    assert caught.value.shown.startswith("destroy exit 75 after ")
 
 
 async def test_a_hanging_step_is_killed_and_fails_saying_it_timed_out(tmp_path: Path) -> None:

@@ -582,6 +582,15 @@ spec:
       containers:
         - name: postgres
           image: postgres:16-alpine
+          volumeMounts:
+            - {name: data, mountPath: /var/lib/postgresql/data}
+  volumeClaimTemplates:
+    - metadata:
+        name: data
+      spec:
+        accessModes: [ReadWriteOnce]
+        resources:
+          requests: {storage: 1Gi}
 """
 NIGHTLY = """
 apiVersion: batch/v1
@@ -608,8 +617,9 @@ MERGE_PATCH = "application/merge-patch+json"
 
 @pytest.fixture
 def archivable(tmp_path: Path) -> Path:
-    """A web Deployment with 2 replicas, a StatefulSet with the default 1, two CronJobs
-    (one suspended by its template), a Service and a ConfigMap."""
+    """A web Deployment with 2 replicas, a StatefulSet with the default 1 and a volume
+    claim template (as manifests/staging/database.yaml), two CronJobs (one suspended by
+    its template), a Service and a ConfigMap."""
     folder = tmp_path / "archivable"
     folder.mkdir()
     files = {
@@ -640,6 +650,17 @@ def marks(kube: FakeKube, kind: str, name: str) -> dict[str, str]:
     return {k: v for k, v in annotations.items() if k.startswith("stagingbot.dev/archived")}
 
 
+def claims(kube: FakeKube) -> dict[str, str]:
+    """The namespace's PersistentVolumeClaims: name -> uid (a new claim is new, empty storage)."""
+    found = kube.objects("PersistentVolumeClaim", NAMESPACE)
+    return {c["metadata"]["name"]: c["metadata"]["uid"] for c in found}
+
+
+def mounted_claims(kube: FakeKube, pod: str) -> list[str]:
+    volumes = live(kube, "Pod", pod)["spec"].get("volumes", [])
+    return [claim["claimName"] for v in volumes if (claim := v.get("persistentVolumeClaim"))]
+
+
 async def running(provisioner: KubernetesProvisioner, folder: Path, sha: str = SHA1) -> Target:
     target = make_target(folder, sha)
     await provisioner.apply(target)
@@ -651,6 +672,8 @@ async def test_archive_scales_to_zero_recording_the_counts_and_keeps_everything_
     kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
 ) -> None:
     target = await running(provisioner, archivable)
+    database = claims(kube)
+    assert list(database) == ["data-db-0"]
 
     await provisioner.archive(target)
 
@@ -668,6 +691,32 @@ async def test_archive_scales_to_zero_recording_the_counts_and_keeps_everything_
             break
         await asyncio.sleep(0.02)
     assert kube.objects("Pod", NAMESPACE) == []
+    assert claims(kube) == database  # the database's data: the very same claim
+
+
+async def test_archive_refuses_a_database_that_would_delete_its_claims_when_scaled_down(
+    kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
+) -> None:
+    db = archivable / "db.yaml"
+    db.write_text(
+        db.read_text().replace(
+            "  serviceName: db\n",
+            "  serviceName: db\n  persistentVolumeClaimRetentionPolicy: {whenScaled: Delete}\n",
+        )
+    )
+    target = await running(provisioner, archivable)
+    database = claims(kube)
+
+    with pytest.raises(PermanentError, match=r"not archived: StatefulSet db deletes its volume"):
+        await provisioner.archive(target)
+
+    # Nothing changed: still running, not marked, and the claim (the data) is still there.
+    assert (replicas(kube, "Deployment", "web"), replicas(kube, "StatefulSet", "db")) == (2, 1)
+    namespace = kube.namespace(NAMESPACE)
+    assert namespace is not None
+    assert ANNOTATION_ARCHIVED not in (namespace["metadata"].get("annotations") or {})
+    assert kube.count("PATCH", content_type=MERGE_PATCH) == 0
+    assert claims(kube) == database != {}
 
 
 async def test_archiving_twice_keeps_the_first_counts_and_writes_nothing(
@@ -703,6 +752,7 @@ async def test_restore_brings_back_the_recorded_counts_and_a_later_apply_keeps_t
     kube: FakeKube, provisioner: KubernetesProvisioner, archivable: Path
 ) -> None:
     await provisioner.archive(await running(provisioner, archivable))
+    database = claims(kube)
     await provisioner.apply(make_target(archivable, SHA2))  # a sweep while archived
 
     await provisioner.restore(make_target(archivable, SHA2))
@@ -717,6 +767,9 @@ async def test_restore_brings_back_the_recorded_counts_and_a_later_apply_keeps_t
 
     assert (replicas(kube, "Deployment", "web"), replicas(kube, "StatefulSet", "db")) == (2, 1)
     assert await provisioner.status(target) == Rollout(ready=True)
+    # The database runs again on the claim it had before archiving: no new, empty one.
+    assert claims(kube) == database
+    assert mounted_claims(kube, "db-0") == ["data-db-0"]
     # The count the template does not set is the restore's: the bot's apply does not claim
     # it, so it can never reset it to the default.
     db_owners = owned_spec_fields(live(kube, "StatefulSet", "db"))
@@ -801,6 +854,12 @@ async def test_an_archived_staging_does_not_read_as_failed(
     target = make_target(archivable)
     await provisioner.apply(target)
     await wait_for(provisioner, target, lambda r: r.failed)
+    # The web pods fail at once; let the database's rollout land too, or the fake controller
+    # may change it between the archive's read and its patch (a 409, which the job retries).
+    for _ in range(100):
+        if live(kube, "StatefulSet", "db").get("status", {}).get("readyReplicas"):
+            break
+        await asyncio.sleep(0.02)
 
     await provisioner.archive(target)
 

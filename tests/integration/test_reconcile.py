@@ -332,6 +332,28 @@ async def test_a_job_killed_after_its_first_report_still_ends_the_comment_on_clo
     assert host.check_on(SHA1).state is not CheckState.IN_PROGRESS
 
 
+async def test_a_job_killed_after_storing_gone_still_says_so_on_the_next_round(
+    svc: Services,
+) -> None:
+    host = host_of(svc)
+    await deliver(svc, "opened")
+    while await run(svc) is not None:
+        pass
+    host.close(2)
+    # What a worker killed between storing `gone` and editing the comment leaves.
+    await svc.store.update(KEY, {"phase": Phase.GONE.value})
+    await deliver(svc, "closed")
+    while await run(svc) is not None:
+        pass
+    (comment,) = host.comments.values()
+    assert "gone" in comment
+    upserts = host.calls.count("upsert_comment")
+    await deliver(svc, "closed")  # a redelivery: said once, not again
+    while await run(svc) is not None:
+        pass
+    assert host.calls.count("upsert_comment") == upserts
+
+
 async def test_a_staging_that_cannot_be_built_says_why_on_the_request(svc: Services) -> None:
     svc.config = replace(svc.config, staging=replace(svc.config.staging, image=""))
     host = host_of(svc)

@@ -41,10 +41,11 @@ async def redis(redis_url: str) -> AsyncIterator[ArqRedis]:
 
 
 async def accept(svc: Services, action: str, sha: str | None = None, delivery: str = "d-1") -> None:
-    """What the web intake does with a delivery: store its effect, then enqueue."""
+    """What the web intake does with a delivery: store its effect and queue its job, in one
+    script (so the worker below runs jobs queued the intake's way, not arq's enqueue_job)."""
     (event,) = parse_delivery("pull_request", pr_payload(action, sha)).events
-    await svc.store.record_delivery(delivery, 60, [update_for(event, 0)])
-    await queue.enqueue_reconcile(svc.queue, svc.config.redis.key_prefix, KEY)
+    jobs = queue.reconcile_jobs(svc.config.redis.key_prefix, [KEY], svc.queue.job_serializer)
+    await svc.store.record_delivery(delivery, 60, [update_for(event, 0)], jobs)
 
 
 async def run_worker(redis_url: str, svc: Services, seconds: float) -> None:

@@ -4,6 +4,7 @@ see meanwhile, and that every staging converges afterwards without anything dele
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from tests.reliability.harness import (
 pytestmark = pytest.mark.reliability
 
 
-async def test_while_the_cluster_is_down_stagings_say_why_they_wait_then_converge(
+async def test_while_the_cluster_is_down_stagings_are_failed_with_why_then_converge(
     redis_url: str, github: FakeGitHub, kube: FakeKube, tmp_path: Path, leaks: LeakScan
 ) -> None:
     github.add_pull(REPO, 2, sha_for(2, 0), branch="feature-2")
@@ -48,13 +49,11 @@ async def test_while_the_cluster_is_down_stagings_say_why_they_wait_then_converg
         github.add_pull(REPO, 3, sha_for(3, 0), branch="feature-3")
         await bot.deliver(client, opened(3, sha_for(3, 0)))
 
-        # What a person sees meanwhile: the check on the new commit is in progress, and the
-        # staging's record (API, dashboard) says the cluster cannot be reached.
+        # What a person sees meanwhile: first the check on the new commit in progress, and
+        # the staging's record (API, dashboard) saying the cluster cannot be reached.
         for number, sha in ((2, sha_for(2, 1)), (3, sha_for(3, 0))):
-            await eventually(
-                lambda s=sha: [r for r in github.check_runs(REPO, s) if r["status"] != "completed"],
-                f"#{number}: check in progress on {sha[:7]}",
-            )
+            await eventually(lambda s=sha: github.check_runs(REPO, s), f"#{number}: a check")
+            assert _first_status(github, sha) == "in_progress"  # a blip would go unseen
             fields = await eventually(
                 lambda n=number: _waiting(bot, n), f"#{number}: the reason is recorded"
             )
@@ -64,6 +63,19 @@ async def test_while_the_cluster_is_down_stagings_say_why_they_wait_then_converg
         kube.go_down(None)  # now not even an answer
         tried = len(kube.requests)
         await eventually(lambda: len(kube.requests) > tried + 1, "the bot met a dead API server")
+
+        # After a few attempts (handlers/outage.py) the check fails and the comment says why:
+        # the status, or that no answer came, never the body of an answer.
+        for number, sha in ((2, sha_for(2, 1)), (3, sha_for(3, 0))):
+            (run,) = await eventually(
+                lambda s=sha: [r for r in github.check_runs(REPO, s) if _says_down(r)],
+                f"#{number}: failed check on {sha[:7]} saying the cluster cannot be reached",
+            )
+            title = run["output"]["title"]
+            assert "HTTP 503 Service Unavailable" in title or "no answer (" in title, title
+            (comment,) = github.comments(REPO, number)
+            assert f"**Why:** {title.partition(': ')[2]}" in comment["body"], comment["body"]
+            assert "unable to handle" not in comment["body"]
         assert web_image(kube, 2) == f"{IMAGE}:{sha_for(2, 0)}"  # the old commit still runs
 
         kube.come_back()
@@ -82,10 +94,25 @@ async def test_while_the_cluster_is_down_stagings_say_why_they_wait_then_converg
         for number in (2, 3):
             fields = await record(bot, number)
             assert fields["phase"] == "running" and not fields.get("reason"), fields
-            assert len(github.comments(REPO, number)) == 1
+            (comment,) = github.comments(REPO, number)
+            assert "cannot be reached" not in comment["body"], comment["body"]
         assert kube.count("DELETE") == 0
         assert all(n == 1 for n in check_runs_by_sha(github).values())
         await leaks.add_bot(bot, github, [2, 3])
+
+
+def _says_down(run: dict[str, Any]) -> bool:
+    return run["conclusion"] == "failure" and "cannot be reached" in run["output"]["title"]
+
+
+def _first_status(github: FakeGitHub, sha: str) -> str:
+    """What the check run said when it was created on `sha`."""
+    (created,) = [
+        call.body
+        for call in github.calls("POST", r"/check-runs$")
+        if call.status == 201 and call.body["head_sha"] == sha
+    ]
+    return str(created.get("status") or "")
 
 
 async def _waiting(bot: object, number: int) -> dict[str, str] | None:

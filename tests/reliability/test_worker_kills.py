@@ -130,7 +130,8 @@ async def test_workers_killed_mid_reconcile_leave_every_staging_converged_and_re
                 # Closed before it was ever deployed, it goes without a word; else the
                 # comment says it is gone.
                 assert fields["phase"] == "gone"
-                assert [c for c in comments if "gone" not in c["body"]] == []
+                stale = [c["body"] for c in comments if "gone" not in c["body"]]
+                assert stale == [], (fields, stale)
                 assert len(comments) <= 1
                 continue
             (comment,) = comments  # one sticky comment, never a second

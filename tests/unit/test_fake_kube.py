@@ -385,3 +385,157 @@ def test_injected_failures_answer_with_retry_after(kube: FakeKube, http: httpx.C
     assert second.status_code == 429
     assert third.status_code == 200
     assert kube.count("GET", path_contains="/api/v1/namespaces") == 3
+
+
+# StatefulSet volume claims (the real controller's volumeClaimTemplates handling)
+
+STS = "/apis/apps/v1/namespaces/demo/statefulsets/db"
+CLAIMS = "/api/v1/namespaces/demo/persistentvolumeclaims"
+
+
+def statefulset(replicas: int = 2, **retention: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "serviceName": "db",
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": "db"}},
+        "template": {
+            "metadata": {"labels": {"app": "db"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "postgres",
+                        "image": "postgres:16-alpine",
+                        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql"}],
+                    }
+                ]
+            },
+        },
+        "volumeClaimTemplates": [
+            {
+                "metadata": {"name": "data", "labels": {"tier": "storage"}},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            }
+        ],
+    }
+    if retention:
+        spec["persistentVolumeClaimRetentionPolicy"] = retention
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "demo"},
+        "spec": spec,
+    }
+
+
+def claim_uids(http: httpx.Client) -> dict[str, str]:
+    return {c["metadata"]["name"]: c["metadata"]["uid"] for c in http.get(CLAIMS).json()["items"]}
+
+
+def mounted_claims(http: httpx.Client) -> dict[str, list[str]]:
+    """Pod name -> the claims its volumes refer to."""
+    pods = http.get("/api/v1/namespaces/demo/pods", params={"labelSelector": "app=db"}).json()
+    return {
+        p["metadata"]["name"]: [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in p["spec"].get("volumes", [])
+            if "persistentVolumeClaim" in v
+        ]
+        for p in pods["items"]
+    }
+
+
+def scale(http: httpx.Client, replicas: int) -> None:
+    assert merge_patch(http, STS, {"spec": {"replicas": replicas}}, "scaler").status_code == 200
+
+
+def running_pods(http: httpx.Client, count: int) -> Callable[[], bool]:
+    return lambda: len(mounted_claims(http)) == count
+
+
+def test_a_statefulset_gets_one_bound_claim_per_pod_mounted_by_that_pod(
+    http: httpx.Client,
+) -> None:
+    apply(http, "/api/v1/namespaces/demo", namespace("demo"))
+    apply(http, STS, statefulset())
+
+    eventually(running_pods(http, 2))
+
+    assert mounted_claims(http) == {"db-0": ["data-db-0"], "db-1": ["data-db-1"]}
+    claim = http.get(f"{CLAIMS}/data-db-0").json()
+    assert claim["metadata"]["labels"] == {"tier": "storage", "app": "db"}
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"] == {"requests": {"storage": "1Gi"}}
+    assert claim["status"]["phase"] == "Bound"
+    assert "ownerReferences" not in claim["metadata"]  # Retain: nothing deletes it
+    policy = http.get(STS).json()["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert policy == {"whenDeleted": "Retain", "whenScaled": "Retain"}  # the API's default
+
+
+def test_claims_outlive_a_scale_to_zero_and_the_pods_come_back_on_the_same_ones(
+    http: httpx.Client,
+) -> None:
+    apply(http, "/api/v1/namespaces/demo", namespace("demo"))
+    apply(http, STS, statefulset())
+    eventually(running_pods(http, 2))
+    before = claim_uids(http)
+
+    scale(http, 0)
+    eventually(running_pods(http, 0))
+    assert claim_uids(http) == before
+
+    scale(http, 2)
+    eventually(running_pods(http, 2))
+    assert claim_uids(http) == before
+    assert mounted_claims(http) == {"db-0": ["data-db-0"], "db-1": ["data-db-1"]}
+
+
+def test_when_scaled_delete_removes_only_the_claims_of_the_removed_pods(
+    http: httpx.Client,
+) -> None:
+    apply(http, "/api/v1/namespaces/demo", namespace("demo"))
+    apply(http, STS, statefulset(whenScaled="Delete"))
+    eventually(running_pods(http, 2))
+    kept = claim_uids(http)["data-db-0"]
+
+    scale(http, 1)
+    eventually(running_pods(http, 1))
+
+    assert claim_uids(http) == {"data-db-0": kept}
+    scale(http, 2)
+    eventually(running_pods(http, 2))
+    fresh = claim_uids(http)
+    assert fresh["data-db-0"] == kept
+    assert "data-db-1" in fresh  # a new, empty claim
+
+
+def test_when_deleted_decides_whether_claims_go_with_the_statefulset(
+    http: httpx.Client,
+) -> None:
+    apply(http, "/api/v1/namespaces/demo", namespace("demo"))
+    apply(http, STS, statefulset(replicas=1, whenDeleted="Delete"))
+    eventually(lambda: "data-db-0" in claim_uids(http))
+    owner = http.get(f"{CLAIMS}/data-db-0").json()["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("StatefulSet", "db", True)
+
+    assert http.delete(STS).status_code == 200
+    eventually(lambda: claim_uids(http) == {})
+
+    apply(http, STS, statefulset(replicas=1))  # default: Retain
+    eventually(lambda: "data-db-0" in claim_uids(http))
+    assert http.delete(STS).status_code == 200
+    eventually(running_pods(http, 0))
+    assert list(claim_uids(http)) == ["data-db-0"]
+
+
+def test_a_deleted_namespace_takes_the_claims_with_it(kube: FakeKube, http: httpx.Client) -> None:
+    apply(http, "/api/v1/namespaces/demo", namespace("demo"))
+    apply(http, STS, statefulset(replicas=1))
+    eventually(lambda: "data-db-0" in claim_uids(http))
+
+    http.delete("/api/v1/namespaces/demo")
+
+    eventually(lambda: http.get("/api/v1/namespaces/demo").status_code == 404)
+    assert kube.objects("PersistentVolumeClaim", "demo") == []
