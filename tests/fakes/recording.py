@@ -26,6 +26,7 @@ from bot.model import (
 )
 from bot.provision.base import StepOutput
 from bot.provision.decisions import Decision
+from bot.services import Services
 
 
 @dataclass
@@ -293,3 +294,16 @@ class RecordingProvisioner:
 
 
 __all__ = ["RecordingHost", "RecordingProvisioner", "TemporaryError"]
+
+
+def host_of(svc: Services) -> RecordingHost:
+    """The recording host of services built over one (the `svc` fixtures)."""
+    host = svc.hosts["github"]
+    assert isinstance(host, RecordingHost)
+    return host
+
+
+def prov_of(svc: Services) -> RecordingProvisioner:
+    """The recording provisioner of services built over one."""
+    assert isinstance(svc.provisioner, RecordingProvisioner)
+    return svc.provisioner

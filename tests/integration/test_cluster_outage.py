@@ -5,23 +5,18 @@ request says so (real Redis, recording fakes; handlers/outage.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from arq import Retry
-from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
 
 from bot.errors import ClusterError, TemporaryError
 from bot.hosts.github_sansio import parse_delivery
 from bot.model import CheckState, DeployState, Phase, RepoRef, Rollout, StagingKey
 from bot.services import Services
-from bot.store import Store
 from bot.web import update_for
 from handlers.outage import REPORT_AFTER
 from handlers.reconcile import reconcile
-from tests.fakes.recording import RecordingHost, RecordingProvisioner
-from tests.helpers import REPO, REPO_ID, make_config, pr_payload
+from tests.fakes.recording import RecordingHost, host_of, prov_of
+from tests.helpers import REPO, REPO_ID, pr_payload
 
 REPO_REF = RepoRef("github", REPO_ID, REPO)
 KEY = StagingKey("github", REPO_ID, 2)
@@ -34,26 +29,6 @@ DOWN = ClusterError(
     shown="HTTP 503 Service Unavailable",
 )
 SHOWN = "the cluster cannot be reached: HTTP 503 Service Unavailable; retrying"
-
-
-@pytest.fixture
-async def svc(redis_url: str) -> AsyncIterator[Services]:
-    config = make_config(redis_url)
-    redis = ArqRedis(ConnectionPool.from_url(redis_url))
-    host, provisioner = RecordingHost(), RecordingProvisioner()
-    host.open_pull(REPO_REF, 2, SHA1)
-    yield Services(
-        config, Store(redis, config.redis.key_prefix), redis, {"github": host}, provisioner
-    )
-    await redis.aclose(close_connection_pool=True)
-
-
-def host_of(svc: Services) -> RecordingHost:
-    return svc.hosts["github"]  # type: ignore[return-value]
-
-
-def prov_of(svc: Services) -> RecordingProvisioner:
-    return svc.provisioner  # type: ignore[return-value]
 
 
 async def deliver(svc: Services, action: str, sha: str | None = None) -> None:

@@ -21,7 +21,7 @@ from bot.services import Services
 from bot.store import Store
 from bot.web import update_for
 from handlers.reconcile import reconcile
-from tests.fakes.recording import RecordingHost, RecordingProvisioner
+from tests.fakes.recording import RecordingHost, RecordingProvisioner, host_of, prov_of
 from tests.helpers import REPO, REPO_ID, comment_payload, make_config, pr_payload
 
 REPO_REF = RepoRef("github", REPO_ID, REPO)
@@ -45,14 +45,6 @@ async def svc(redis_url: str) -> AsyncIterator[Services]:
         RecordingProvisioner(),
     )
     await redis.aclose(close_connection_pool=True)
-
-
-def host_of(svc: Services) -> RecordingHost:
-    return svc.hosts["github"]  # type: ignore[return-value]
-
-
-def prov_of(svc: Services) -> RecordingProvisioner:
-    return svc.provisioner  # type: ignore[return-value]
 
 
 async def deliver(svc: Services, event: str, payload: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from bot.sweep import sweep
 from bot.web import update_for
 from handlers import actions
 from handlers.reconcile import reconcile
-from tests.fakes.recording import RecordingHost, RecordingProvisioner
+from tests.fakes.recording import RecordingHost, RecordingProvisioner, host_of, prov_of
 from tests.helpers import REPO, REPO_ID, comment_payload, make_config, pr_payload
 
 REPO_REF = RepoRef("github", REPO_ID, REPO)
@@ -53,14 +53,6 @@ async def svc(redis_url: str) -> AsyncIterator[Services]:
     store = Store(redis, config.redis.key_prefix)
     yield Services(config, store, redis, {"github": host}, provisioner, clock=Clock(T0))
     await redis.aclose(close_connection_pool=True)
-
-
-def host_of(svc: Services) -> RecordingHost:
-    return svc.hosts["github"]  # type: ignore[return-value]
-
-
-def prov_of(svc: Services) -> RecordingProvisioner:
-    return svc.provisioner  # type: ignore[return-value]
 
 
 def at(svc: Services, when: float) -> None:

@@ -3,49 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from arq import Retry
-from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
 
 from bot.errors import PermanentError, TemporaryError
 from bot.hosts.github_sansio import parse_delivery
 from bot.model import CheckState, DeployState, Phase, RepoRef, Rollout, StagingKey
 from bot.services import Services
-from bot.store import Store
 from bot.web import update_for
 from handlers.reconcile import FAILED_RECHECK, reconcile
-from tests.fakes.recording import RecordingHost, RecordingProvisioner
-from tests.helpers import REPO, REPO_ID, make_config, pr_payload
+from tests.fakes.recording import host_of, prov_of
+from tests.helpers import REPO, REPO_ID, pr_payload
 
 REPO_REF = RepoRef("github", REPO_ID, REPO)
 KEY = StagingKey("github", REPO_ID, 2)
 SHA1 = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 SHA2 = "2" * 40
-
-
-@pytest.fixture
-async def svc(redis_url: str) -> AsyncIterator[Services]:
-    config = make_config(redis_url)
-    redis = ArqRedis(ConnectionPool.from_url(redis_url))
-    host, provisioner = RecordingHost(), RecordingProvisioner()
-    host.open_pull(REPO_REF, 2, SHA1)
-    yield Services(
-        config, Store(redis, config.redis.key_prefix), redis, {"github": host}, provisioner
-    )
-    await redis.aclose(close_connection_pool=True)
-
-
-def host_of(svc: Services) -> RecordingHost:
-    return svc.hosts["github"]  # type: ignore[return-value]
-
-
-def prov_of(svc: Services) -> RecordingProvisioner:
-    return svc.provisioner  # type: ignore[return-value]
 
 
 async def deliver(svc: Services, action: str, sha: str | None = None) -> None:
