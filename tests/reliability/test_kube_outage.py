@@ -73,8 +73,13 @@ async def test_while_the_cluster_is_down_stagings_are_failed_with_why_then_conve
             )
             title = run["output"]["title"]
             assert "HTTP 503 Service Unavailable" in title or "no answer (" in title, title
-            (comment,) = github.comments(REPO, number)
-            assert f"**Why:** {title.partition(': ')[2]}" in comment["body"], comment["body"]
+            why = f"**Why:** {title.partition(': ')[2]}"
+            # The check run is written first, then the comment: wait for the second write.
+            (comment,) = await eventually(
+                lambda n=number, w=why: [c for c in github.comments(REPO, n) if w in c["body"]],
+                f"#{number}: the comment says why",
+            )
+            assert len(github.comments(REPO, number)) == 1
             assert "unable to handle" not in comment["body"]
         assert web_image(kube, 2) == f"{IMAGE}:{sha_for(2, 0)}"  # the old commit still runs
 
