@@ -37,6 +37,8 @@ EVENT_RETENTION = "retention"
 NOT_RUNNING = (Phase.ARCHIVED, Phase.QUEUED, Phase.GONE, Phase.DESTROYING)
 # Phases in which the staging is on its way somewhere: its job is at work, no timer fires.
 IN_FLIGHT = (Phase.PENDING, Phase.DEPLOYING, Phase.DESTROYING)
+# Phases of a commit on its way to running: applied or about to be, its outcome not known.
+UNDER_WAY = (Phase.PENDING, Phase.DEPLOYING)
 
 IDLE_REASON = "idle for {idle}"
 RETENTION_REASON = "archived for {archived} (staging.archive_retention)"

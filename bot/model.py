@@ -33,6 +33,9 @@ class RepoRef:
     host: str
     id: int
     full_name: str
+    # The GitHub App installation a signed webhook named for it (0: not known). A hint that
+    # saves looking the installation up; not part of the repository's identity.
+    installation: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)

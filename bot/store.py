@@ -41,7 +41,8 @@ async def _done(value: Awaitable[T] | T) -> T:
 # KEYS = [delivery, index, then per staging: hash, command list, comment-seen key,
 #         then (jobs) queue, then per job: job key, result key];
 # ARGV = [ttl_ms, number of stagings, then per staging a JSON {"fields": {...}, "command":
-#         {...} or absent}, then (jobs) now_ms, expiry ms, then per job: job id, job].
+#         {...} or absent, "if_new": {...} or absent (written first, only into a staging
+#         that has no record yet)}, then (jobs) now_ms, expiry ms, then per job: job id, job].
 _RECORD_DELIVERY = """
 local n = tonumber(ARGV[2])
 local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
@@ -55,6 +56,11 @@ if fresh then
         command['sha'] = redis.call('HGET', staging, 'desired_sha') or ''
       end
       redis.call('RPUSH', KEYS[3 * i + 1], cjson.encode(command))
+    end
+    if doc['if_new'] and redis.call('EXISTS', staging) == 0 then
+      for name, value in pairs(doc['if_new']) do
+        redis.call('HSET', staging, name, value)
+      end
     end
     for name, value in pairs(doc['fields']) do
       redis.call('HSET', staging, name, value)
@@ -196,6 +202,7 @@ class Update:
     key: StagingKey
     fields: Mapping[str, str]
     command: Mapping[str, str] | None = None  # id, body, author, sha ("" = as last known)
+    if_new: Mapping[str, str] | None = None  # written too when this event creates the record
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,12 @@ class StagingRecord:
             stored = []
         labels = tuple(str(label) for label in stored) if isinstance(stored, list) else ()
         return PullRequest(
-            RepoRef(self.key.host, self.key.repo_id, self.get("repo")),
+            RepoRef(
+                self.key.host,
+                self.key.repo_id,
+                self.get("repo"),
+                self.number("installation_id") or 0,
+            ),
             self.key.number,
             head_sha=self.get("desired_sha"),
             branch=self.get("branch"),
@@ -285,6 +297,8 @@ class Store:
             doc: dict[str, Any] = {"fields": _valid_text({**update.fields, "key": str(update.key)})}
             if command:
                 doc["command"] = _valid_text(command)
+            if update.if_new:
+                doc["if_new"] = _valid_text(update.if_new)
             args.append(json.dumps(doc))
         if jobs is not None and jobs.ids:
             keys += jobs.keys()

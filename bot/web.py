@@ -24,7 +24,7 @@ from bot.config import Config
 from bot.events import Event, Kind, MalformedPayload, decode_json
 from bot.hosts import github_sansio, gitlab_sansio
 from bot.store import Store, Update
-from handlers.pull_request import desired_fields
+from handlers.pull_request import desired_fields, first_fields
 
 log = logging.getLogger("stagingbot.web")
 
@@ -163,7 +163,7 @@ def update_for(event: Event, now: float, delivery: str = "") -> Update:
     fields = desired_fields(event, now)
     if delivery:
         fields["last_delivery"] = delivery
-    return Update(event.key, fields, command)
+    return Update(event.key, fields, command, first_fields(event))
 
 
 async def accept(request: Request, delivery_id: str, events: tuple[Event, ...]) -> Response:

@@ -14,7 +14,7 @@ A Git host's own outage is not a `ClusterError`: it cannot be reported on that h
 from __future__ import annotations
 
 from bot.errors import ClusterError
-from bot.model import CheckState, Phase
+from bot.model import CheckState
 from bot.store import StagingRecord
 
 # Consecutive failed attempts of a job before the request is told. The backoff waits 1–2 s
@@ -22,9 +22,6 @@ from bot.store import StagingRecord
 REPORT_AFTER = 3
 # The head commit the outage was reported on; "" (or absent) while nothing was reported.
 FIELD = "cluster_down"
-# Phases a round that reaches the cluster again may leave unreported (a rollout followed,
-# an apply that finally went through): the others are reported by the round itself.
-UNDER_WAY = (Phase.PENDING, Phase.DEPLOYING)
 
 
 def due(record: StagingRecord, head_sha: str, want_running: bool, attempts: int) -> bool:

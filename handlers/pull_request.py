@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from bot.events import Event, Kind
 from bot.lifecycle import ACTIVE_AT
+from handlers import written
 
 WANTS_STAGING = (Kind.PR_OPENED, Kind.PR_REOPENED, Kind.PR_SYNCHRONIZED)
 # Labels, draft state: whether there is a staging is decided by the worker against the rules.
@@ -42,6 +43,15 @@ def desired_fields(event: Event, now: float) -> dict[str, str]:
     if event.installation_id is not None:
         fields["installation_id"] = str(event.installation_id)
     return fields
+
+
+def first_fields(event: Event) -> dict[str, str]:
+    """What a request's opening writes when it creates the staging's record: that the bot
+    has begun no check run or deployment on any commit of it (handlers.written), so the
+    first ones are created without looking for earlier ones."""
+    if event.kind is not Kind.PR_OPENED:
+        return {}
+    return {written.CHECKS: written.NONE, written.DEPLOYMENTS: written.NONE}
 
 
 def request_fields(labels: Iterable[str], draft: bool, fork: bool) -> dict[str, str]:

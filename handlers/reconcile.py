@@ -119,7 +119,7 @@ async def converge(svc: Services, record: StagingRecord) -> Outcome:
     repo_config = svc.config.repo(key.host, record.get("repo"))
     if host is None or repo_config is None:
         return Outcome(f"{record.get('repo')} is not served by this bot")
-    repo = RepoRef(key.host, key.repo_id, record.get("repo"))
+    repo = RepoRef(key.host, key.repo_id, record.get("repo"), record.number("installation_id") or 0)
     pr = await pull_read.current(svc, host, repo, record)  # the host's, or kept: no event since
     if await run_commands(svc, host, pr, record):
         record = await svc.store.load(key) or record
@@ -168,7 +168,9 @@ async def _through_outage(work: Work) -> Outcome:
         await svc.store.update(key, {outage.FIELD: ""})
         record = await svc.store.load(key) or work.record
         phase = Phase(record.get("phase") or Phase.PENDING.value)
-        if phase in outage.UNDER_WAY:  # the round reported nothing: it still says failed
+        # A round that reaches the cluster again may leave these unreported (a rollout
+        # followed, an apply that finally went through): the others report themselves.
+        if phase in lifecycle.UNDER_WAY:  # the round reported nothing: it still says failed
             await _report(work, phase, "")
     return outcome
 
@@ -426,18 +428,29 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
         if check_id is not None:
             fields["check_id"] = check_id
         await svc.store.update(key, fields)
-    body = report.comment(view, svc.config.commands.prefix)
     known_comment = record.number("comment_id")
-    no_comments = known_comment is None and pr.comments == 0  # none at all: none to look for
-    comment = host.upsert_comment(repo, pr.number, body, known_comment, unseen=no_comments)
-    comment_id = await _tolerant(comment, key, "comment")
-    if comment_id is not None:
-        await svc.store.update(key, {"comment_id": comment_id})
+    # A running staging updated to a new commit: its comment keeps saying what the URL
+    # serves until the new commit's outcome (the check run on it says in progress).
+    keeps_comment = (
+        phase is Phase.DEPLOYING
+        and known_comment is not None
+        and record.get("reported").startswith(f"{Phase.RUNNING.value}|")
+    )
+    if not keeps_comment:
+        body = report.comment(view, svc.config.commands.prefix)
+        no_comments = known_comment is None and pr.comments == 0  # none at all: none to find
+        comment = host.upsert_comment(repo, pr.number, body, known_comment, unseen=no_comments)
+        comment_id = await _tolerant(comment, key, "comment")
+        if comment_id is not None:
+            await svc.store.update(key, {"comment_id": comment_id})
     known = record.number("deployment_id") if record.get("deployment_sha") == sha else None
     nothing_deployed = (
         phase is Phase.AWAITING_APPROVAL
         or phase in build.NOT_BUILT  # the head is not deployed: its deployment comes later
         or (phase in NOT_RUNNING and known is None)
+        # The commit's deployment is created with its outcome (running or failed): until
+        # then the URL still serves what ran before, and the check run says in progress.
+        or (phase in lifecycle.UNDER_WAY and known is None)
     )
     if nothing_deployed or work.target is None:
         await svc.store.update(key, {"reported": signature})

@@ -6,8 +6,11 @@ request more for every new commit. The record says when that look-up cannot find
 before the first write on a commit, its SHA is added here (write-ahead), so a job killed
 between the host's answer and storing the id finds the SHA listed and looks it up again.
 
-Only a record that keeps the list proves anything: a new record, or one the sweep rebuilt
-after Redis lost it, has none, and its first write looks up as before. Only the latest
+Only a record that keeps the list proves anything. The record an `opened` event creates
+starts it with `NONE` (a request just opened has nothing of the bot's); any other new
+record — one a later event or the sweep created after Redis lost it — has none, and its
+first write looks up as before. (A lost record and a *redelivered* `opened` may give the
+opening commit a second check run and deployment; GitHub shows the newer.) Only the latest
 `KEEP` commits are listed: a head pushed back to a commit older than those is taken for
 unseen and gets a second check run (GitHub shows the newer of two runs of one name); so
 does, once Redis lost a record, a head pushed back to a commit reported before the loss.
@@ -20,6 +23,7 @@ from bot.store import StagingRecord, Store
 CHECKS = "check_shas"  # the `staging` check run
 DEPLOYMENTS = "deployment_shas"  # GitHub's deployment per commit
 KEEP = 50
+NONE = "-"  # the list of a record its request's opening created: nothing begun yet
 _LENGTH = 12  # a prefix is enough: a clash only costs a look-up
 
 

@@ -153,9 +153,7 @@ class GitHubHost:
             )
 
         what = f"list the open pull requests of {repo.full_name}"
-        return await asyncio.to_thread(
-            self._mapped, what, lambda: self._with_client(repo, work), repo
-        )
+        return await asyncio.to_thread(self._mapped, what, lambda: self._as(repo, work), repo)
 
     async def report_check(
         self,
@@ -403,16 +401,22 @@ class GitHubHost:
         return self._mapped(what, lambda: self._as(repo, in_repo), repo)
 
     def _as(self, repo: RepoRef, work: Callable[[Github], T]) -> T:
-        """`work` with the client that speaks for `repo`, one call per installation at a time."""
-        installation_id, client = self._clients.for_repo(repo)
-        with self._lock:
-            serial = self._serial.setdefault(installation_id, threading.Lock())
-        with serial:
-            return work(client)
+        """`work` with the client that speaks for `repo`, one call per installation at a time.
 
-    def _with_client(self, repo: RepoRef, work: Callable[[Github], T]) -> T:
-        """`work` with the repository's client, one call at a time per installation."""
+        An installation a webhook named may since have been removed (the App reinstalled):
+        on a 401/404 through it, the installation is looked up and `work` runs once more.
+        """
         installation_id, client = self._clients.for_repo(repo)
+        try:
+            return self._serially(installation_id, client, work)
+        except GithubException as exc:
+            hinted = repo.installation and installation_id == repo.installation
+            if exc.status not in (401, 404) or not hinted:
+                raise
+            self._clients.forget(repo)  # and no longer trusts that installation id
+            return self._serially(*self._clients.for_repo(repo), work)
+
+    def _serially(self, installation_id: int, client: Github, work: Callable[[Github], T]) -> T:
         with self._lock:
             serial = self._serial.setdefault(installation_id, threading.Lock())
         with serial:

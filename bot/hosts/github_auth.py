@@ -34,14 +34,18 @@ USER_AGENT = "stagingbot"
 class GitHubClients:
     """The App's JWT client and one client per installation, or the personal token's client.
 
-    App mode finds each repository's installation with the App's JWT once and keeps one
-    client per installation (PyGithub renews its token 20 s before expiry).
+    App mode finds each repository's installation once — from the webhook that named it
+    (`RepoRef.installation`), else with the App's JWT — and keeps one client per
+    installation (PyGithub renews its token 20 s before expiry). A repository known only by
+    its configured name (the sweep) is kept by name, so a sweep looks it up only once.
     """
 
     def __init__(self, config: GitHubConfig, *, timeout: int) -> None:
         self._lock = threading.Lock()  # guards the fields below
         self._discovery = threading.Lock()
         self._installations: dict[int, int] = {}  # repository id -> installation id
+        self._by_name: dict[str, int] = {}  # lower-cased full name -> installation id
+        self._refused: set[int] = set()  # installations that answered 401/404: no hint
         self._clients: dict[int, Github] = {}  # installation id -> client
         self._login: str | None = None
         settings: dict[str, Any] = {
@@ -98,25 +102,40 @@ class GitHubClients:
         with self._discovery:  # concurrent first calls look the installation up once
             installation_id, client = self._cached(repo)
             if installation_id is None:
-                owner, _, name = repo.full_name.partition("/")
-                installation_id = self._integration.get_repo_installation(owner, name).id
+                with self._lock:
+                    hinted = repo.installation not in self._refused
+                if repo.installation and hinted:
+                    installation_id = repo.installation  # a signed webhook named it
+                else:
+                    owner, _, name = repo.full_name.partition("/")
+                    installation_id = self._integration.get_repo_installation(owner, name).id
             if client is None:
                 client = self._integration.get_github_for_installation(installation_id)
             with self._lock:
-                if repo.id:  # 0: known by name only (the sweep), looked up each time
+                if repo.id:  # 0: known by the configured name only (the sweep)
                     self._installations[repo.id] = installation_id
+                self._by_name[repo.full_name.lower()] = installation_id
                 return installation_id, self._clients.setdefault(installation_id, client)
 
     def forget(self, repo: RepoRef) -> None:
-        """Uninstalled or moved: look the repository's installation up again next time."""
+        """Uninstalled or moved: look the repository's installation up again next time, and
+        no longer trust a webhook's word for that installation."""
         with self._lock:
             installation_id = self._installations.pop(repo.id, None)
-            if installation_id is not None and installation_id not in self._installations.values():
-                self._clients.pop(installation_id, None)
+            by_name = self._by_name.pop(repo.full_name.lower(), None)
+            kept = {*self._installations.values(), *self._by_name.values()}
+            for dropped in (installation_id, by_name):
+                if dropped is not None:
+                    self._refused.add(dropped)
+                    if dropped not in kept:
+                        self._clients.pop(dropped, None)
 
     def _cached(self, repo: RepoRef) -> tuple[int | None, Github | None]:
         with self._lock:
-            installation_id = self._installations.get(repo.id)
+            if repo.id:
+                installation_id = self._installations.get(repo.id)
+            else:
+                installation_id = self._by_name.get(repo.full_name.lower())
             if installation_id is None:
                 return None, None
             return installation_id, self._clients.get(installation_id)

@@ -2,9 +2,10 @@
 against the fake GitHub, every request it answered counted.
 
 Once the bot has reported on a request, a push reads the pull request once (the rounds that
-follow the rollout reuse that answer), edits the sticky comment in place without listing
-comments, and creates the check run and the deployment on the new commit without looking
-for ones it knows it never began.
+follow the rollout reuse that answer), edits the sticky comment in place once without
+listing comments, and creates the check run and the deployment on the new commit without
+looking for ones it knows it never began, the deployment with its outcome only. The
+opening uses the installation the webhook names and looks nothing up.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ async def test_a_push_reads_the_pull_once_and_looks_nothing_up_before_writing(
         # No comment on the request yet (its read said so): the sticky one is created at once.
         assert count(opened, "GET", f"{COMMENTS}$") == 0, kinds(opened)
         assert count(opened, "POST", f"{COMMENTS}$") == 1
+        # The signed webhook named the App's installation: not looked up.
+        assert count(opened, "GET", r"/installation$") == 0, kinds(opened)
+        # A request just opened has nothing of the bot's: nothing is looked for.
+        assert count(opened, "GET", "/check-runs$") == 0, kinds(opened)
+        assert count(opened, "GET", "/deployments$") == 0, kinds(opened)
 
         github.set_head(REPO, 2, SHA2)
         await deliver(bot, pr_payload("synchronize", sha=SHA2))
@@ -75,9 +81,12 @@ async def test_a_push_reads_the_pull_once_and_looks_nothing_up_before_writing(
     assert count(pushed, "GET", f"{PULL}$") == 1, kinds(pushed)
     # The sticky comment's id is known: edited, never listed.
     assert count(pushed, "GET", f"{COMMENTS}$") == 0, kinds(pushed)
-    assert count(pushed, "PATCH", r"/issues/comments/\d+$") >= 1
+    # Edited once, with the outcome: until then it shows what the URL still serves.
+    assert count(pushed, "PATCH", r"/issues/comments/\d+$") == 1, kinds(pushed)
     # A commit the bot never wrote on: created without a look-up first.
     assert count(pushed, "GET", "/check-runs$") == 0, kinds(pushed)
     assert count(pushed, "GET", "/deployments$") == 0, kinds(pushed)
     assert count(pushed, "POST", "/check-runs$") == 1
     assert count(pushed, "POST", "/deployments$") == 1
+    # The deployment is created with its outcome: one status, no "in progress" one first.
+    assert count(pushed, "POST", r"/deployments/\d+/statuses$") == 1, kinds(pushed)

@@ -160,7 +160,9 @@ async def test_a_pull_request_gets_a_staging_updated_on_push_and_removed_on_clos
         )
         assert len(github.comments(REPO, 2)) == 1
         assert URL in comment["body"] and SHA1[:7] in comment["body"]
-        (deployment,) = github.deployments(REPO)
+        # The deployment is created with the outcome, after the comment.
+        (deployment,) = await eventually(lambda: github.deployments(REPO), "a deployment")
+        assert len(github.deployments(REPO)) == 1
         assert deployment["environment"] == "pr-2" and deployment["sha"] == SHA1
         assert deployment["transient_environment"] is True
         states = await eventually(
@@ -233,6 +235,12 @@ async def test_a_failing_rollout_is_reported_on_the_pull_request_in_words(
             lambda: "image cannot be pulled" in github.comments(REPO, 2)[0]["body"],
             "comment gives the reason",
         )
+        # The commit's deployment is created with its outcome: failed, with the reason.
+        (deployment,) = await eventually(lambda: github.deployments(REPO), "a deployment")
+        (status,) = await eventually(
+            lambda: github.deployment_statuses(deployment["id"]), "its status"
+        )
+        assert status["state"] == "failure" and "image cannot be pulled" in status["description"]
 
 
 async def test_duplicate_and_out_of_order_deliveries_leave_the_staging_at_the_current_head(

@@ -152,6 +152,48 @@ async def test_installation_is_found_with_the_jwt_once_and_cached(
     assert repo_calls and {r.auth for r in repo_calls} == {"installation"}
 
 
+async def test_an_installation_a_webhook_named_is_used_without_looking_it_up(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    named = RepoRef("github", REPO_ID, REPO, installation=INSTALLATION)
+
+    assert (await app.get_pull(named, 2)).head_sha == SHA1
+    await app.report_check(named, SHA1, RUNNING, None)
+
+    assert fake.calls("GET", r"/installation$") == []
+    assert [r.path for r in fake.calls("POST", "access_tokens")] == [
+        f"/app/installations/{INSTALLATION}/access_tokens"
+    ]
+
+
+async def test_an_installation_gone_since_the_webhook_is_looked_up_and_the_call_made_again(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    stale = RepoRef("github", REPO_ID, REPO, installation=4242)  # the App was reinstalled
+
+    assert (await app.get_pull(stale, 2)).head_sha == SHA1
+    await app.get_pull(stale, 2)  # the stale id is not tried again
+
+    assert [r.path for r in fake.calls("GET", r"/installation$")] == [
+        f"/repos/{REPO}/installation"
+    ]
+    assert [(r.path, r.status) for r in fake.calls("POST", "access_tokens")] == [
+        ("/app/installations/4242/access_tokens", 404),
+        (f"/app/installations/{INSTALLATION}/access_tokens", 201),
+    ]
+
+
+async def test_a_repository_known_only_by_its_configured_name_is_looked_up_once(
+    fake: FakeGitHub, app: GitHubHost
+) -> None:
+    by_name = RepoRef("github", 0, REPO.lower())  # the sweep: a name from the config
+
+    for _ in range(3):
+        assert [pull.number for pull in await app.open_pulls(by_name)] == [2]
+
+    assert len(fake.calls("GET", r"/installation$")) == 1
+
+
 async def test_installation_token_is_renewed_before_it_expires(
     fake: FakeGitHub, tmp_path: Path
 ) -> None:

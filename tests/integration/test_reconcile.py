@@ -54,7 +54,7 @@ async def test_opened_pull_request_reports_progress_applies_then_reports_success
     assert host.check_on(SHA1).state is CheckState.IN_PROGRESS
     (comment,) = host.comments.values()
     assert "being created" in comment and "ec26c3e" in comment
-    assert host.deployment_statuses[-1][1] is DeployState.IN_PROGRESS
+    assert host.deployment_statuses == []  # created with the outcome, not before
     assert await phase(svc) == Phase.DEPLOYING
 
     assert await run(svc) is None
@@ -85,6 +85,52 @@ async def test_a_push_updates_the_same_staging_and_edits_the_same_comment(svc: S
     assert host.check_on(SHA1).state is CheckState.SUCCESS
     assert set(host.comments) == comment_ids
     assert "2222222" in host.comments[next(iter(comment_ids))]
+    # The deployment of each commit, created with its outcome: one status each, no
+    # "in progress" one before it.
+    assert [(host.deployments[d][1], state) for d, state, _ in host.deployment_statuses] == [
+        (SHA1, DeployState.SUCCESS),
+        (SHA2, DeployState.SUCCESS),
+    ]
+
+
+async def test_while_a_push_deploys_the_comment_keeps_showing_what_runs(svc: Services) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    (running,) = host.comments.values()
+    host.push(2, SHA2)
+    await deliver(svc, "synchronize", SHA2)
+    prov.rollout = Rollout(ready=False, reason="waiting for deployment web: 0/1 available")
+
+    await run(svc)  # applied, now followed
+
+    assert await phase(svc) == Phase.DEPLOYING
+    assert host.check_on(SHA2).state is CheckState.IN_PROGRESS  # the new commit: in progress
+    assert list(host.comments.values()) == [running]  # still true: the URL serves ec26c3e
+    assert "running" in running and "ec26c3e" in running
+
+    prov.rollout = Rollout(ready=True)
+    await run(svc)
+    (comment,) = host.comments.values()
+    assert "running" in comment and "2222222" in comment
+
+
+async def test_a_push_to_a_failed_staging_says_at_once_that_it_deploys_again(
+    svc: Services,
+) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    prov.rollout = Rollout(ready=False, failed=True, reason="container web is crash-looping")
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    assert "crash-looping" in next(iter(host.comments.values()))
+    host.push(2, SHA2)
+    await deliver(svc, "synchronize", SHA2)
+    prov.rollout = Rollout(ready=False, reason="waiting for deployment web: 0/1 available")
+
+    await run(svc)
+
+    (comment,) = host.comments.values()
+    assert "being deployed" in comment and "crash-looping" not in comment
 
 
 async def test_a_late_event_for_an_older_sha_cannot_roll_the_staging_back(svc: Services) -> None:
@@ -241,7 +287,7 @@ async def test_retries_while_the_cluster_is_down_do_not_rewrite_the_same_report(
     for _ in range(3):
         assert await run(svc) is not None
     writes = [c for c in host.calls if c != "get_pull"]
-    assert writes == ["report_check", "upsert_comment", "report_deployment"]
+    assert writes == ["report_check", "upsert_comment"]
     prov.apply_error = None
     await run(svc), await run(svc)
     assert await phase(svc) == Phase.RUNNING

@@ -89,6 +89,75 @@ async def test_a_push_creates_its_check_and_deployment_once_when_an_answer_is_lo
     assert lossy.lost == ["report_check", "report_deployment"]
 
 
+async def test_the_first_check_and_deployment_of_an_opened_request_are_not_looked_for(
+    svc: Services,
+) -> None:
+    """A record its request's opening created proves the bot wrote nothing on it yet; a
+    record created by any other event (say, a push after Redis lost the record) does not."""
+    looks = LooksUp(**vars(host_of(svc)))
+    svc.hosts = {"github": looks}
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    assert await phase(svc) == Phase.RUNNING
+    assert looks.looked == []
+
+    await svc.queue.flushall()  # the record lost: a push creates a new one
+    looks.push(2, SHA2)
+    await deliver(svc, "synchronize", SHA2)
+    await run(svc), await run(svc)
+    assert await phase(svc) == Phase.RUNNING
+    assert looks.looked == ["report_check", "report_deployment"]  # on its first writes only
+    assert len(looks.checks) == len(looks.deployments) == 2  # one per commit, none doubled
+
+
+async def test_an_opening_that_arrives_after_a_push_proves_nothing(svc: Services) -> None:
+    looks = LooksUp(**vars(host_of(svc)))
+    svc.hosts = {"github": looks}
+    await deliver(svc, "synchronize", SHA1)  # GitHub's order is not guaranteed
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    assert looks.looked == ["report_check", "report_deployment"]
+
+
+@dataclass
+class LooksUp(RecordingHost):
+    """Notes each write that would look for an earlier check run / deployment first."""
+
+    looked: list[str] = field(default_factory=list)
+
+    async def report_check(
+        self,
+        repo: RepoRef,
+        sha: str,
+        check: CheckReport,
+        known_id: int | None,
+        gate: str = "",
+        *,
+        unseen: bool = False,
+    ) -> int | None:
+        if known_id is None and not unseen:
+            self.looked.append("report_check")
+        return await super().report_check(repo, sha, check, known_id, gate, unseen=unseen)
+
+    async def report_deployment(
+        self,
+        repo: RepoRef,
+        environment: str,
+        sha: str,
+        state: DeployState,
+        url: str,
+        description: str,
+        known_id: int | None,
+        *,
+        unseen: bool = False,
+    ) -> int:
+        if known_id is None and not unseen:
+            self.looked.append("report_deployment")
+        return await super().report_deployment(
+            repo, environment, sha, state, url, description, known_id, unseen=unseen
+        )
+
+
 @dataclass
 class LosesFirstAnswer(RecordingHost):
     """Writes, then fails as if the answer never came back, once per method in `lose`."""
