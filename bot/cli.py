@@ -15,6 +15,8 @@ from bot._configparse import Invalid, parse_duration
 from bot.cli_remote import ACTIONS, TOKEN_ENV, URL_ENV, WAITABLE, Terminal
 from bot.client import Exit
 from bot.config import Config, ConfigError, load_config, redacted
+from bot.demo import ACTIONS as DEMO_ACTIONS
+from bot.demo import HOSTS as DEMO_HOSTS
 
 USAGE = """\
 stagingbot run            web server and worker in one process (small installs)
@@ -22,7 +24,8 @@ stagingbot web            the webhook receiver only
 stagingbot worker         the reconcile worker only
 stagingbot check-config   validate the configuration and print it with secrets masked
 stagingbot sweep          queue a sweep on the server (--url), or run one here (--config)
-stagingbot demo-event opened|synchronize|closed --pr N   (the local trial, offline mode)
+stagingbot demo-event opened|synchronize|closed|comment --pr N [--host gitlab]
+                          a signed sample webhook (the local trial, offline mode)
 
 stagingbot list [--host H] [--repo R] [--state S] [--search TEXT]
 stagingbot show REF | history REF
@@ -67,15 +70,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    text = "send a signed, real-shaped pull_request webhook to the running bot (local trial)"
+    text = (
+        "send a signed, real-shaped webhook to the running bot (local trial): a pull request "
+        "(GitHub) or merge request (GitLab) opened, pushed to or closed, or a comment on it"
+    )
     demo = sub.add_parser("demo-event", help=text, description=text)
-    demo.add_argument("action", choices=("opened", "synchronize", "closed"))
+    demo.add_argument("action", choices=DEMO_ACTIONS)
     demo.add_argument("--pr", type=int, required=True, metavar="N", help="the request number")
+    demo.add_argument(
+        "--host",
+        choices=DEMO_HOSTS,
+        help="the Git host to play (default: github, or gitlab when only GitLab is served)",
+    )
     demo.add_argument("--url", help="the bot's base URL (default: from server.host/port)")
     demo.add_argument("--config", metavar="PATH", help="default: $STAGINGBOT_CONFIG")
-    demo.add_argument("--repo", help="owner/name (default: the first GitHub repository served)")
+    demo.add_argument(
+        "--repo",
+        help="owner/name, or group/project on GitLab (default: the first one served there)",
+    )
     demo.add_argument("--sha", help="the head commit (default: a new random one)")
     demo.add_argument("--branch", help="the source branch (default: feature/demo-N)")
+    demo.add_argument(
+        "--body",
+        metavar="TEXT",
+        help="comment only (GitLab): its text (default: `/staging status`, with the "
+        "configured commands.prefix)",
+    )
 
 
 def remote_options() -> argparse.ArgumentParser:
@@ -206,14 +226,23 @@ def main(
 def demo_event(args: argparse.Namespace, config: Config, terminal: Terminal) -> int:
     from bot import demo
 
+    def usage(message: str) -> int:
+        print(f"stagingbot: {message}", file=terminal.err)
+        return Exit.USAGE
+
     if args.pr < 1:
-        print("stagingbot: --pr must be a positive number", file=terminal.err)
-        return Exit.USAGE
-    repo = args.repo or demo.default_repo(config)
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        print(f"stagingbot: --repo: expected owner/name, got {repo!r}", file=terminal.err)
-        return Exit.USAGE
-    event = demo.Demo(args.action, args.pr, repo, args.sha or "", args.branch or "")
+        return usage("--pr must be a positive number")
+    host = args.host or demo.default_host(config)
+    if args.action not in demo.FILES[host]:
+        return usage(f"demo-event {args.action}: only for GitLab merge requests (--host gitlab)")
+    if args.body is not None and args.action != "comment":
+        return usage("--body is the text of a `comment`")
+    repo = args.repo or demo.default_repo(config, host)
+    problem = demo.repo_problem(host, repo)
+    if problem:
+        return usage(f"--repo: {problem}")
+    body = demo.default_comment(config) if args.body is None else args.body
+    event = demo.Demo(args.action, args.pr, repo, args.sha or "", args.branch or "", host, body)
     url = args.url or demo.base_url(config)
     return demo.send(config, event, url, terminal.out, terminal.err)
 

@@ -750,6 +750,7 @@ def _required(config: Config) -> list[str]:
         required["github.webhook_secret"] = config.github.webhook_secret
     if uses_gitlab(config) and not config.offline:
         required["gitlab.token"] = config.gitlab.token
+    if uses_gitlab(config):  # offline too: an unsigned delivery is never trusted
         required["gitlab.webhook_secret"] = config.gitlab.webhook_secret
     hint = "set it in the file or as {}"
     return [

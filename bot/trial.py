@@ -1,5 +1,7 @@
 """The local trial's configuration (written by `scripts/demo`): offline mode, the `command`
-provisioner with `examples/local/`, fresh secrets and an operator token for the dashboard.
+provisioner with `examples/local/`, one repository on each Git host (the ones of the hosts'
+example payloads, which `stagingbot demo-event` sends), fresh webhook secrets and an
+operator token for the dashboard.
 
 `python -m bot.trial --root R --config FILE --port P --redis-url URL` writes FILE (mode
 600) and prints the dashboard token; the configuration is checked by the real loader
@@ -22,6 +24,7 @@ from bot.config import ConfigError, load_config
 
 LOCAL_EXAMPLE = Path("examples") / "local" / "stagingbot.toml"
 TRIAL_REPO = "Codertocat/Hello-World"  # the repository of GitHub's example payloads
+TRIAL_PROJECT = "gitlabhq/gitlab-test"  # the project of GitLab's example merge request
 HEADER = """\
 # The local trial, written by scripts/demo (python -m bot.trial). Offline mode: no Git host
 # is called, signed webhooks are trusted, reports go to the log and the dashboard. Every
@@ -31,9 +34,18 @@ HEADER = """\
 
 
 def trial_settings(
-    root: Path, port: int, redis_url: str, token: str, *, secret: str, key: str
+    root: Path,
+    port: int,
+    redis_url: str,
+    token: str,
+    *,
+    secret: str,
+    key: str,
+    gitlab_secret: str,
 ) -> dict[str, Any]:
-    """The trial's configuration as TOML tables (examples/local's [command] part merged in)."""
+    """The trial's configuration as TOML tables (examples/local's [command] part merged in).
+
+    `secret` is GitHub's webhook secret, `gitlab_secret` GitLab's (its X-Gitlab-Token)."""
     example = tomllib.loads((root / LOCAL_EXAMPLE).read_text())
     command = {**example["command"], "workdir": str(root)}
     return {
@@ -41,6 +53,7 @@ def trial_settings(
         "server": {"host": "127.0.0.1", "port": port},
         "redis": {"url": redis_url, "key_prefix": "stagingbot-trial"},
         "github": {"webhook_secret": secret},
+        "gitlab": {"webhook_secret": gitlab_secret},
         "staging": {
             **example["staging"],
             "base_domain": "staging.localhost",
@@ -50,7 +63,10 @@ def trial_settings(
         "command": command,
         "kubernetes": {"rollout_poll": "1s", "rollout_deadline": "2m"},
         "log": {"format": "text"},
-        "repos": [{"host": "github", "repo": TRIAL_REPO}],
+        "repos": [
+            {"host": "github", "repo": TRIAL_REPO},
+            {"host": "gitlab", "repo": TRIAL_PROJECT},
+        ],
         "api": {"tokens": [{"name": "trial", "token": token, "role": "operator"}]},
     }
 
@@ -104,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         token,
         secret=secrets.token_hex(20),
         key=secrets.token_hex(32),
+        gitlab_secret=secrets.token_hex(20),
     )
     write(args.config, to_toml(settings))
     try:

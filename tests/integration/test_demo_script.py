@@ -2,7 +2,8 @@
 
 Runs the real script (its .venv is the one running these tests) with its own folder and
 port: it starts a private redis-server and `stagingbot run` in offline mode; a
-`demo-event` makes a local staging app; stopping the script stops all of them.
+`demo-event` (GitHub's, and GitLab's) makes a local staging app; stopping the script stops
+all of them.
 """
 
 from __future__ import annotations
@@ -102,28 +103,32 @@ def test_the_demo_script_runs_a_trial_bot_and_leaves_nothing_running(tmp_path: P
         said = log.read_text()
         assert f"sign in with the token  {token}" in said
         assert 'OFFLINE MODE (mode = "offline"): no Git host is called.' in said
-        sent = subprocess.run(  # noqa: S603
-            [str(Path(sys.executable).parent / "stagingbot"), "demo-event", "opened", "--pr", "3"]
-            + ["--config", str(config)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert sent.returncode == 0, sent.stderr
-        api = f"http://127.0.0.1:{port}/api/stagings/github%3ACodertocat%2FHello-World%233"
         headers = {"Authorization": f"Bearer {token}"}
+        stagings = f"http://127.0.0.1:{port}/api/stagings/"
+        for host, ref in [
+            ("github", "github%3ACodertocat%2FHello-World%233"),
+            ("gitlab", "gitlab%3Agitlabhq%2Fgitlab-test%213"),  # the trial serves both hosts
+        ]:
+            sent = subprocess.run(  # noqa: S603
+                [str(Path(sys.executable).parent / "stagingbot"), "demo-event", "opened"]
+                + ["--pr", "3", "--host", host, "--config", str(config)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert sent.returncode == 0, sent.stderr
 
-        def app_url() -> str:
-            shown = httpx.get(api, headers=headers).json()
-            links = shown.get("links") or []
-            return str(links[0]["url"]) if shown.get("state") == "running" and links else ""
+            def app_url(api: str = stagings + ref) -> str:
+                shown = httpx.get(api, headers=headers).json()
+                links = shown.get("links") or []
+                return str(links[0]["url"]) if shown.get("state") == "running" and links else ""
 
-        wait_for(app_url, "the staging running with its app link", 30, log)
-        assert answers(app_url())
+            wait_for(app_url, f"the {host} staging running with its app link", 30, log)
+            assert answers(app_url())
         running = pids(folder)
-        assert len(running) == 2  # the private Redis and the staging's app
+        assert len(running) == 3  # the private Redis and the two stagings' apps
 
         script.send_signal(signal.SIGTERM)  # as Ctrl-C does (the script traps both)
         assert script.wait(timeout=30) is not None

@@ -97,3 +97,20 @@ def test_offline_mode_works_with_the_kubernetes_provisioner_too(tmp_path: Path) 
     config = load_config(write(tmp_path, 'mode = "offline"\n' + BASE), {})
 
     assert config.offline and config.staging.provisioner == "kubernetes"
+
+
+GITLAB_PROJECT = '\n[[repos]]\nhost = "gitlab"\nrepo = "gitlabhq/gitlab-test"\n'
+
+
+def test_offline_with_a_gitlab_project_needs_its_webhook_secret_but_no_token(
+    tmp_path: Path,
+) -> None:
+    """GitLab's deliveries are checked against gitlab.webhook_secret offline too: without
+    one the bot would answer 401 to each, so the file is refused up front instead."""
+    text = 'mode = "offline"\n' + BASE + GITLAB_PROJECT
+
+    message = error_of(write(tmp_path, text))
+    config = load_config(write(tmp_path, text), {"STAGINGBOT_GITLAB_WEBHOOK_SECRET": "glsec"})
+
+    assert "gitlab.webhook_secret: required" in message and "gitlab.token" not in message
+    assert config.offline and config.gitlab.webhook_secret.reveal() == "glsec"
