@@ -16,6 +16,24 @@ class PermanentError(Exception):
         self.reason = reason
 
 
+class ArchiveRefused(PermanentError):
+    """An archive the provisioner will not do, refused before anything changed: it would
+    delete data (a StatefulSet losing its volume claims when scaled down), or this
+    provisioner cannot archive at all. Trying again cannot help until the staging or the
+    configuration changes: the staging keeps running, and the request is told `why` and
+    what would make it archivable (`remedy`)."""
+
+    def __init__(self, why: str, remedy: str) -> None:
+        super().__init__(refused_reason(why, remedy))
+        self.why = why
+        self.remedy = remedy
+
+
+def refused_reason(why: str, remedy: str) -> str:
+    """A refused archive in one line, as logs, the history and the API say it."""
+    return f"not archived: {why}; to archive, {remedy}"
+
+
 class TemporaryError(Exception):
     """A failure that may pass: retry, no sooner than `delay` seconds when the server said so."""
 

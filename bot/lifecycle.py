@@ -5,6 +5,12 @@ each record "is anything due?" without calling a host. What is due becomes desir
 fields written like a person's command (`handlers.plan`): an idle staging is archived by
 the decision `archive`, an archived one past its retention removed by the decision
 `destroy` (which lasts until a push or `deploy`), and the reconcile job acts on them.
+
+An archive the provisioner refuses (it would delete data: `bot.errors.ArchiveRefused`) is
+recorded with the idle deadline it happened under: the idle timer neither warns nor tries
+again for that deadline, only once an activity, a deploy or an extend has moved it. The
+sticky comment says why until the next deploy (which applies the templates as they are
+now) or an archive that goes through.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from bot import errors
 from bot.config import StagingConfig
 from bot.model import Phase, StagingKey
 from bot.report import timestamp
@@ -29,6 +36,9 @@ IDLE_WARNED = "idle_warned"  # the deadline the idle warning was given for (once
 NOTICE = "notice"  # a reply the reconcile job owes the request (posted once, then cleared)
 NOTICE_KIND = "notice_kind"  # which timer left it (Kind), so a stale warning is dropped
 QUEUE_POSITION = "queue_position"  # 1-based place in the queue for a slot
+ARCHIVE_REFUSED = "archive_refused"  # why the last archive was refused ("" when it was not)
+ARCHIVE_REMEDY = "archive_remedy"  # what would make the staging archivable
+ARCHIVE_REFUSED_FOR = "archive_refused_for"  # the idle deadline it was refused under
 
 EVENT_IDLE = "idle"  # `last_event` of what the timers write: the history says "automatic"
 EVENT_RETENTION = "retention"
@@ -58,6 +68,10 @@ RETENTION_REPLY = (
 RETENTION_NOTE = (
     "🗓️ Archived stagings are removed after {retention}: this one at **{deadline}** unless "
     "it is restored, pushed to or extended (`{prefix} extend [duration]`)."
+)
+REFUSED_NOTE = (
+    "⚠️ **Not archived:** {why}. The staging keeps running, its data untouched. To archive "
+    "it, {remedy}; or remove it, its data included, with `{prefix} destroy`."
 )
 QUEUED_NOTE = (
     "⏳ Position **{position}** in the queue: it is deployed as soon as a staging is "
@@ -166,8 +180,8 @@ def due(
     if _decided(fields) or not runs(fields):
         return None
     deadline = idle_deadline(fields, staging)
-    if deadline is None:
-        return None
+    if deadline is None or refused_under(fields, deadline):
+        return None  # an archive refused under this deadline is not tried (or warned) again
     idle = duration_text(now - (last_active(fields) or now))
     if now >= deadline:
         reason = IDLE_REASON.format(idle=idle)
@@ -203,9 +217,38 @@ def _decision(fields: Mapping[str, str], decision: str, reason: str, event: str)
         plan.DECISION_SHA: fields.get("desired_sha", ""),
         plan.DECISION_BY: "",
         plan.DECISION_REASON: reason,
+        plan.DECISION_VIA: "",
         "last_event": event,
         "last_sender": "",
     }
+
+
+def refused_under(fields: Mapping[str, str], deadline: float) -> bool:
+    """An archive was refused while the idle deadline was `deadline`."""
+    return fields.get(ARCHIVE_REFUSED_FOR) == _stamp(deadline)
+
+
+def archive_refused(
+    fields: Mapping[str, str], staging: StagingConfig, why: str, remedy: str
+) -> dict[str, str]:
+    """What a refused archive records: why, what would help, and the idle deadline it came
+    under (the idle timer does not try again before that deadline moves)."""
+    deadline = idle_deadline(fields, staging)
+    return {
+        ARCHIVE_REFUSED: why,
+        ARCHIVE_REMEDY: remedy,
+        ARCHIVE_REFUSED_FOR: "" if deadline is None else _stamp(deadline),
+    }
+
+
+# Written by a deploy and by an archive that went through: the refusal no longer holds.
+NOT_REFUSED = {ARCHIVE_REFUSED: "", ARCHIVE_REMEDY: ""}
+
+
+def refused_reason(fields: Mapping[str, str]) -> str:
+    """The refusal the sticky comment shows, in one line (the API's and dashboard's Why)."""
+    why = fields.get(ARCHIVE_REFUSED)
+    return errors.refused_reason(why, fields.get(ARCHIVE_REMEDY, "")) if why else ""
 
 
 def notice_stale(fields: Mapping[str, str], staging: StagingConfig) -> bool:
@@ -251,8 +294,8 @@ def extend(
 def sticky_note(
     fields: Mapping[str, str], phase: Phase, staging: StagingConfig, prefix: str
 ) -> str:
-    """What the sticky comment adds for the timers and the queue, in `phase` (what the
-    comment is about to say, maybe not stored yet); "" when nothing."""
+    """What the sticky comment adds for the timers, the queue and a refused archive, in
+    `phase` (what the comment is about to say, maybe not stored yet); "" when nothing."""
     if phase is Phase.QUEUED:
         position = int(number(fields, QUEUE_POSITION) or 0)
         return QUEUED_NOTE.format(position=position) if position else ""
@@ -266,9 +309,15 @@ def sticky_note(
         )
     deadline = idle_deadline(fields, staging)
     up = phase not in NOT_RUNNING and phase not in IN_FLIGHT and bool(fields.get("sha"))
-    if up and deadline is not None and fields.get(IDLE_WARNED) == _stamp(deadline):
-        return WARNING_NOTE.format(deadline=timestamp(deadline), prefix=prefix)
-    return ""
+    notes = []
+    if up and fields.get(ARCHIVE_REFUSED):
+        why, remedy = fields[ARCHIVE_REFUSED], fields.get(ARCHIVE_REMEDY, "")
+        notes.append(REFUSED_NOTE.format(why=why, remedy=remedy, prefix=prefix))
+    warned = deadline is not None and fields.get(IDLE_WARNED) == _stamp(deadline)
+    # Refused under this deadline: not archived then, so nothing to warn about.
+    if up and warned and deadline is not None and not refused_under(fields, deadline):
+        notes.append(WARNING_NOTE.format(deadline=timestamp(deadline), prefix=prefix))
+    return "\n\n".join(notes)
 
 
 def timers_view(fields: Mapping[str, str], staging: StagingConfig) -> dict[str, float | int | None]:
@@ -278,8 +327,11 @@ def timers_view(fields: Mapping[str, str], staging: StagingConfig) -> dict[str, 
     up = runs(fields) and phase not in IN_FLIGHT
     position = int(number(fields, QUEUE_POSITION) or 0) if phase is Phase.QUEUED else 0
     removal = retention_deadline(fields, staging) if phase is Phase.ARCHIVED else None
+    idle_until = idle_deadline(fields, staging) if up else None
+    if idle_until is not None and refused_under(fields, idle_until):
+        idle_until = None  # its archive was refused: it does not sleep at that deadline
     return {
-        "idle_until": idle_deadline(fields, staging) if up else None,
+        "idle_until": idle_until,
         "removed_at": removal,
         "queue_position": position or None,
     }

@@ -88,8 +88,8 @@ DETAIL = {
             "properties": {
                 "reason": {
                     **NULLABLE_STRING,
-                    "description": "why it is in its state; null for non-operators "
-                    "when dashboard.show_details is false",
+                    "description": "why it is in its state (or why its last archive was "
+                    "refused); null for non-operators when dashboard.show_details is false",
                 },
                 "overrides": {
                     "type": "object",
@@ -106,7 +106,8 @@ DETAIL = {
                 "idle_until": {
                     "type": ["number", "null"],
                     "description": "unix seconds when it is archived as idle (staging.idle_ttl); "
-                    "null when it does not run or idle sleep is off",
+                    "null when it does not run, idle sleep is off, or its archive was "
+                    "refused under the current deadline",
                 },
                 "removed_at": {
                     "type": ["number", "null"],

@@ -47,6 +47,11 @@ NOT_HEAD = (
 )
 NOTHING_TO = "@{author}, there is no staging to {verb}: `{prefix} deploy` creates one."
 NOT_ARCHIVED = "@{author}, the staging is not archived, so there is nothing to restore."
+ARCHIVE_REFUSED = (
+    "@{author}, the staging was **not archived**: {why}. Nothing was changed: it keeps "
+    "running, its data untouched. To archive it, {remedy}, then `{prefix} archive` again; "
+    "or remove the staging, its data included, with `{prefix} destroy`."
+)
 UNSET_UNKNOWN = "@{author}, {keys} {were} not set on this staging."
 TOO_MANY = "@{author}, a staging holds at most {limit} overrides. Nothing was set."
 

@@ -105,7 +105,10 @@ def detail(
     secret = set(config.commands.secret_keys) | set(plan.secret_overrides(record.fields))
     return {
         **summary(record, history[0] if history else None),
-        "reason": (record.get("reason") or None) if shown else None,
+        # A refused archive leaves a running staging's reason empty: its refusal is the why.
+        "reason": (record.get("reason") or lifecycle.refused_reason(record.fields) or None)
+        if shown
+        else None,
         "overrides": dict(shown_overrides),
         "secret_overrides": sorted(key for key, _ in shown_overrides if key in secret),
         "history": [dict(entry) if shown else _without_details(entry) for entry in history],

@@ -104,7 +104,7 @@ def decide(
     elif action == "redeploy":
         decision.add(actions.redeploy(f"{caller.via.lower()}-{uuid.uuid4().hex[:12]}"))
     elif action == "archive":
-        decision.add(actions.archive(state, head, by))
+        decision.add(actions.archive(state, head, by, caller.via))
     elif action == "restore":
         decision.add(actions.restore(state))
     elif action == "destroy":

@@ -74,7 +74,9 @@ def redeploy(token: str) -> Effect:
     return Effect({plan.DECISION: "", plan.REDEPLOY_TOKEN: token})
 
 
-def archive(state: Mapping[str, str], head: str, by: str) -> Effect:
+def archive(state: Mapping[str, str], head: str, by: str, via: str = "") -> Effect:
+    """Archive while the request's head is `head`; `via` says where it was asked
+    (`plan.BY_COMMENT`: a refused archive is answered with a reply)."""
     if not has_staging(state):
         return Effect(refusal=Refusal.NOTHING_TO_ARCHIVE)
     return Effect(
@@ -83,6 +85,7 @@ def archive(state: Mapping[str, str], head: str, by: str) -> Effect:
             plan.DECISION_SHA: head,
             plan.DECISION_BY: by,
             plan.DECISION_REASON: "",
+            plan.DECISION_VIA: via,
         }
     )
 
@@ -102,6 +105,7 @@ def destroy(head: str, by: str) -> Effect:
             plan.DECISION_SHA: head,
             plan.DECISION_BY: by,
             plan.DECISION_REASON: "",
+            plan.DECISION_VIA: "",
             plan.FORCED: "",
         }
     )

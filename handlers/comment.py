@@ -173,7 +173,7 @@ async def _execute(run: Run, command: Command, comment_id: int) -> None:
         run.apply(actions.redeploy(f"comment-{comment_id}"))
     elif verb is Verb.ARCHIVE:
         nothing = replies.NOTHING_TO.format(author=author, verb="archive", prefix=run.prefix)
-        run.apply(actions.archive(run.state, head, author), nothing)
+        run.apply(actions.archive(run.state, head, author, plan.BY_COMMENT), nothing)
     elif verb is Verb.RESTORE:
         run.apply(actions.restore(run.state), replies.NOT_ARCHIVED.format(author=author))
     elif verb is Verb.DESTROY:

@@ -24,6 +24,10 @@ DECISION = "decision"  # "destroy" or "archive", valid while the head is `decisi
 DECISION_SHA = "decision_sha"
 DECISION_BY = "decision_by"
 DECISION_REASON = "decision_reason"  # why a decision no one typed was taken (bot.lifecycle)
+# How a person's archive came in: BY_COMMENT (a refusal is answered there), or the API's
+# or dashboard's name; "" for a timer's.
+DECISION_VIA = "decision_via"
+BY_COMMENT = "comment"
 APPROVED_SHA = "approved_sha"  # the fork commit a maintainer approved
 APPROVED_BY = "approved_by"
 OVERRIDES = "overrides"  # JSON object KEY -> value

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from arq import Retry
 
 from bot import lifecycle, logs, report
-from bot.errors import ClusterError, PermanentError, TemporaryError
+from bot.errors import ArchiveRefused, ClusterError, PermanentError, TemporaryError
 from bot.hosts.base import GitHost
 from bot.model import DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
 from bot.services import Services
@@ -178,8 +178,8 @@ async def _through_outage(work: Work) -> Outcome:
 async def act(work: Work) -> Outcome:
     """Tear down, wait for approval, archive, restore, deploy, follow, or only keep reporting."""
     wanted, record, phase = work.plan, work.record, work.phase
-    if wanted.want is not Want.RUNNING or wanted.awaiting_approval:
-        await upkeep.free_slot(work.svc, record.key)  # archived, removed, closed: a slot frees
+    if wanted.want is Want.NONE or wanted.awaiting_approval:
+        await upkeep.free_slot(work.svc, record.key)  # removed, closed: a slot frees
     if wanted.want is Want.NONE:
         return await teardown(work)
     if wanted.awaiting_approval:
@@ -298,15 +298,39 @@ async def archive(work: Work) -> Outcome:
     svc, record, target = work.svc, work.record, work.target
     assert target is not None
     if work.phase is Phase.ARCHIVED:
+        await upkeep.free_slot(svc, record.key)
         await _report(work, Phase.ARCHIVED, record.get("reason"))
         return Outcome("archived")
     if not record.get("sha") or work.phase in (Phase.GONE, Phase.DESTROYING):
+        await upkeep.free_slot(svc, record.key)
         return Outcome("nothing to archive")
-    await svc.provisioner.archive(target)
-    await svc.store.update(record.key, {lifecycle.ARCHIVED_AT: svc.clock()})  # retention's start
+    try:
+        await svc.provisioner.archive(target)
+    except ArchiveRefused as refused:
+        return await _archive_refused(work, refused)
+    await upkeep.free_slot(svc, record.key)
+    # Retention's start; a refusal said earlier no longer holds.
+    await svc.store.update(
+        record.key, {lifecycle.ARCHIVED_AT: svc.clock(), **lifecycle.NOT_REFUSED}
+    )
     by, why = record.get(plan.DECISION_BY), record.get(plan.DECISION_REASON)
     reason = f"archived by @{by}" if by else (why or "archived")  # e.g. "idle for 3 days"
     return await _finish(work, Phase.ARCHIVED, reason)
+
+
+async def _archive_refused(work: Work, refused: ArchiveRefused) -> Outcome:
+    """Nothing was changed (archiving would delete data, or this provisioner cannot): the
+    staging keeps running. Said once — history, sticky comment, and a reply to a command —
+    and not tried again on every sweep: the decision is dropped, and the idle timer waits
+    for its deadline to move (bot.lifecycle)."""
+    svc, record = work.svc, work.record
+    log.warning("staging %s %s", record.key, refused.reason)
+    await _history(
+        work, "archive", "refused", refused.reason, by=record.get(plan.DECISION_BY) or "automatic"
+    )
+    await upkeep.refuse_archive(svc, work.host, work.pr, record, refused)
+    await _report(work, work.phase, record.get("reason"))  # the sticky comment's note
+    return Outcome(refused.reason)
 
 
 async def wait_in_queue(work: Work, position: int) -> Outcome:
@@ -523,7 +547,9 @@ def _reported_sha(work: Work, phase: Phase) -> str:
     return work.pr.head_sha
 
 
-async def _history(work: Work, action: str, result: str, reason: str) -> None:
+async def _history(
+    work: Work, action: str, result: str, reason: str, by: str | None = None
+) -> None:
     record = work.record
     entry = {
         "at": round(work.svc.clock(), 3),
@@ -531,7 +557,7 @@ async def _history(work: Work, action: str, result: str, reason: str) -> None:
         "result": result,
         "sha": work.pr.head_sha,
         "event": record.get("last_event"),
-        "by": record.get("last_sender") or "automatic",
+        "by": by or record.get("last_sender") or "automatic",
         "reason": reason[:500],
     }
     if work.target is not None:  # what the provisioner's own programs printed meanwhile

@@ -3,20 +3,23 @@
 `bot.lifecycle` decides (pure); the sweep writes what a timer decided (`bot.timers`);
 this is what the staging's own job does about it: take a slot before deploying (or learn
 its place in the queue), free it when the staging is archived, removed or closed (and
-wake the stagings waiting for one), and post a reply a timer left for the request.
+wake the stagings waiting for one), post a reply a timer left for the request, and drop
+an archive the provisioner refused (`refuse_archive`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from bot import lifecycle, queue, replies
-from bot.errors import PermanentError
+from bot.errors import ArchiveRefused, PermanentError
 from bot.hosts.base import GitHost
 from bot.lifecycle import Limits
 from bot.model import Phase, PullRequest, StagingKey
 from bot.services import Services
 from bot.store import StagingRecord
+from handlers import plan
 
 log = logging.getLogger("stagingbot.upkeep")
 
@@ -39,8 +42,14 @@ def phase_before_queue(record: StagingRecord, phase: Phase) -> Phase:
 
 
 def deployed(now: float) -> dict[str, str]:
-    """What an apply writes besides the rollout: a deploy is activity, and ends any wait."""
-    return {lifecycle.DEPLOYED_AT: f"{now:.3f}", lifecycle.QUEUE_POSITION: "", QUEUED_FROM: ""}
+    """What an apply writes besides the rollout: a deploy is activity, ends any wait, and
+    applies the templates as they are now (a refused archive may go through after it)."""
+    return {
+        lifecycle.DEPLOYED_AT: f"{now:.3f}",
+        lifecycle.QUEUE_POSITION: "",
+        QUEUED_FROM: "",
+        **lifecycle.NOT_REFUSED,
+    }
 
 
 def sticky_note(svc: Services, record: StagingRecord, phase: Phase) -> str:
@@ -92,3 +101,43 @@ async def post_notice(svc: Services, host: GitHost, pr: PullRequest, record: Sta
         except PermanentError as exc:
             log.warning("could not post a notice on %s: %s", record.key, exc.reason)
     await svc.store.clear_if(record.key, lifecycle.NOTICE, text)
+
+
+# The desired-state fields of an archive decision: dropped together when it is refused.
+DECIDED = (
+    plan.DECISION,
+    plan.DECISION_SHA,
+    plan.DECISION_BY,
+    plan.DECISION_REASON,
+    plan.DECISION_VIA,
+)
+
+
+async def refuse_archive(
+    svc: Services, host: GitHost, pr: PullRequest, record: StagingRecord, refused: ArchiveRefused
+) -> None:
+    """The provisioner refused to archive, before changing anything: record why (the idle
+    timer does not try again under the same deadline), answer the person whose comment
+    asked, and drop the archive decision, so that neither this job nor the sweep tries again
+    (`/staging archive` does). A decision written meanwhile is left for the next round."""
+    staging, prefix = svc.config.staging, svc.config.commands.prefix
+    fields = lifecycle.archive_refused(record.fields, staging, refused.why, refused.remedy)
+    await svc.store.update(record.key, fields)
+    by = record.get(plan.DECISION_BY)
+    if by and record.get(plan.DECISION_VIA) == plan.BY_COMMENT:
+        text = replies.ARCHIVE_REFUSED.format(
+            author=by, why=refused.why, remedy=refused.remedy, prefix=prefix
+        )
+        try:
+            await host.reply(pr.repo, pr.number, replies.reply(text))
+        except PermanentError as exc:  # a locked conversation: the sticky comment says it
+            log.warning("could not answer the archive on %s: %s", record.key, exc.reason)
+    asked = {name: record.get(name) for name in DECIDED}
+
+    def drop(current: StagingRecord) -> dict[str, str]:
+        if any(current.get(name) != value for name, value in asked.items()):
+            return {}
+        return {name: "" for name in DECIDED}
+
+    with contextlib.suppress(LookupError):  # forgotten meanwhile: nothing left to drop
+        await svc.store.change(record.key, drop)

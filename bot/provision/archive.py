@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.errors import ArchiveRefused
+
 Obj = dict[str, Any]
 
 ANNOTATION_ARCHIVED = "stagingbot.dev/archived"
@@ -36,7 +38,7 @@ def is_archived(obj: Obj | None) -> bool:
     return _annotations(obj).get(ANNOTATION_ARCHIVED) == "true"
 
 
-def refusal(live: list[Obj]) -> str | None:
+def refusal(live: list[Obj]) -> ArchiveRefused | None:
     """Why archiving a staging holding `live` would delete data, or None when it is safe."""
     losing = sorted(obj["metadata"]["name"] for obj in live if _loses_claims(obj))
     if not losing:
@@ -44,11 +46,17 @@ def refusal(live: list[Obj]) -> str | None:
     one = len(losing) == 1
     which = f"StatefulSet{'' if one else 's'} {', '.join(losing)}"
     deletes, its = ("deletes", "its") if one else ("delete", "their")
-    return (
-        f"not archived: {which} {deletes} {its} volume claims when scaled down "
+    why = (
+        f"{which} {deletes} {its} volume claims when scaled down "
         f"(persistentVolumeClaimRetentionPolicy.whenScaled: Delete), so archiving would "
-        f"delete {its} data; set whenScaled: Retain (the default) to archive"
+        f"delete {its} data"
     )
+    template = "its template" if one else "their templates"
+    remedy = (
+        f"set whenScaled: Retain (the default) in {template}, then deploy again "
+        "(a push or a redeploy) so that this staging gets it"
+    )
+    return ArchiveRefused(why, remedy)
 
 
 def _loses_claims(live: Obj) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 
 from bot.config import CommandConfig, Config, Secret
-from bot.errors import ClusterError, PermanentError
+from bot.errors import ArchiveRefused, ClusterError, PermanentError
 from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
 from bot.provision.base import Link, StepOutput
 from bot.provision.command_config import INHERITED
@@ -36,10 +36,8 @@ MAX_LINKS = 20
 REASON_LINES = 5
 HEALTH_CONCURRENCY = 4  # `check`s the sweep runs at once
 KEY = re.compile(r"[A-Z_][A-Z0-9_]*")
-NOT_ARCHIVABLE = (
-    "archiving is not configured for the command provisioner: "
-    "set command.archive and command.restore"
-)
+NOT_ARCHIVABLE = "archiving is not configured for the command provisioner"
+MAKE_ARCHIVABLE = "set command.archive and command.restore in the bot's configuration"
 
 
 class CommandProvisioner:
@@ -106,7 +104,7 @@ class CommandProvisioner:
 
     async def archive(self, target: Target) -> None:
         if self._settings.archive is None:
-            raise PermanentError(NOT_ARCHIVABLE)
+            raise ArchiveRefused(NOT_ARCHIVABLE, MAKE_ARCHIVABLE)
         self._raise_if_failed("archive", await self._run("archive", target))
 
     async def restore(self, target: Target) -> None:

@@ -341,7 +341,7 @@ class KubernetesProvisioner:
         statefulsets = await self._list_labelled(target, _kind_ids((archive.STATEFULSET,)))
         refused = archive.refusal(statefulsets)
         if refused is not None:
-            raise PermanentError(refused)
+            raise refused
         if not archive.is_archived(namespace):
             marks = {"metadata": {"annotations": {ANNOTATION_ARCHIVED: "true"}}}
             await self._merge_patch(namespace, marks, "archive")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.config import CommandConfig, Config, GitHubConfig, Secret
-from bot.errors import ClusterError, PermanentError, TemporaryError
+from bot.errors import ArchiveRefused, ClusterError, PermanentError, TemporaryError
 from bot.model import Phase, Rollout, StagingKey, Target
 from bot.provision.base import Link, StepOutput
 from bot.provision.command import CommandProvisioner, parse_links
@@ -268,7 +268,9 @@ async def test_archiving_without_programs_is_refused_and_restoring_is_a_no_op(
 ) -> None:
     prov = provisioner(tmp_path, create=("true",), destroy=("true",))
 
-    with pytest.raises(PermanentError, match="set command.archive and command.restore"):
+    # Refused before anything ran, like a staging whose data archiving would delete: the
+    # request is told once, and no sweep tries again (see docs/lifecycle.md).
+    with pytest.raises(ArchiveRefused, match="set command.archive and command.restore"):
         await prov.archive(TARGET)
     await prov.restore(TARGET)
 

@@ -21,6 +21,7 @@ import uvicorn
 from bot.config import Config, GitHubConfig, KubernetesConfig, Secret, ServerConfig
 from bot.naming import LABEL_INSTANCE, LABEL_NUMBER, LABEL_REPO_ID, MANAGED_BY
 from bot.serve import _Server
+from bot.services import Services
 from bot.web import create_app, redis_client
 from bot.worker import build_services, close_services, make_worker, stop_worker
 from tests.conftest import ROOT, free_port
@@ -70,8 +71,11 @@ def bot_config(
 
 
 @contextlib.asynccontextmanager
-async def running_bot(config: Config) -> AsyncIterator[httpx.AsyncClient]:
-    """The web app on a real port and a worker, as `stagingbot run` runs them."""
+async def running_bot(
+    config: Config, prepare: Callable[[Services], None] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The web app on a real port and a worker, as `stagingbot run` runs them; `prepare`
+    sees the worker's services before it starts (say, to set its clock)."""
     server = _Server(
         uvicorn.Config(
             create_app(config), host="127.0.0.1", port=config.server.port, log_config=None
@@ -80,6 +84,8 @@ async def running_bot(config: Config) -> AsyncIterator[httpx.AsyncClient]:
     web = asyncio.create_task(server.serve())
     redis = redis_client(config)
     services = await build_services(config, redis)
+    if prepare is not None:
+        prepare(services)
     worker = make_worker(config, redis_client(config), services, handle_signals=False)
     work = asyncio.create_task(worker.async_run())
     while not server.started:  # noqa: ASYNC110 - uvicorn's Server offers no started event

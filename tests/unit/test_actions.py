@@ -26,11 +26,12 @@ def test_approve_names_the_head_and_who_approved_it() -> None:
 def test_archive_needs_a_staging_that_exists() -> None:
     for state in ({}, {"phase": "gone", "sha": HEAD}, {"phase": "destroying", "sha": HEAD}):
         assert actions.archive(state, HEAD, "ci").refusal is Refusal.NOTHING_TO_ARCHIVE
-    assert actions.archive(RUNNING, HEAD, "ci").changes == {
+    assert actions.archive(RUNNING, HEAD, "ci", "API").changes == {
         plan.DECISION: plan.ARCHIVE,
         plan.DECISION_SHA: HEAD,
         plan.DECISION_BY: "ci",
         plan.DECISION_REASON: "",  # a person's archive, not a timer's
+        plan.DECISION_VIA: "API",  # where a refusal is answered: only a comment gets a reply
     }
 
 
@@ -46,6 +47,7 @@ def test_destroy_holds_for_the_head_and_ends_a_forced_staging() -> None:
         plan.DECISION_SHA: HEAD,
         plan.DECISION_BY: "ci",
         plan.DECISION_REASON: "",
+        plan.DECISION_VIA: "",
         plan.FORCED: "",
     }
 

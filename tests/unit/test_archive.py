@@ -20,20 +20,23 @@ def statefulset(name: str = "db", replicas: int | None = 1, **retention: str) ->
 
 
 def test_claims_deleted_on_scale_down_refuse_the_archive_naming_the_statefulset() -> None:
-    reason = archive.refusal([statefulset(whenScaled="Delete", whenDeleted="Retain")])
+    refused = archive.refusal([statefulset(whenScaled="Delete", whenDeleted="Retain")])
 
-    assert reason is not None
-    assert reason.startswith("not archived: StatefulSet db deletes its volume claims")
-    assert "whenScaled: Retain" in reason
+    assert refused is not None
+    assert refused.reason.startswith("not archived: StatefulSet db deletes its volume claims")
+    assert refused.why.endswith("so archiving would delete its data")
+    assert refused.remedy.startswith("set whenScaled: Retain (the default) in its template")
+    assert "whenScaled: Retain" in refused.reason
 
 
 def test_every_statefulset_at_risk_is_named() -> None:
     found = [statefulset("b", None, whenScaled="Delete"), statefulset("a", 3, whenScaled="Delete")]
 
-    reason = archive.refusal([*found, statefulset("c")])
+    refused = archive.refusal([*found, statefulset("c")])
 
-    assert reason is not None
-    assert "StatefulSets a, b delete their volume claims" in reason
+    assert refused is not None
+    assert "StatefulSets a, b delete their volume claims" in refused.reason
+    assert "in their templates" in refused.remedy
 
 
 def test_retained_claims_no_claims_or_no_pods_are_safe_to_archive() -> None:

@@ -173,6 +173,48 @@ def test_the_sticky_comment_shows_the_warning_only_while_it_holds() -> None:
     assert sticky_note(warned, Phase.DEPLOYING, STAGING, "/staging") == ""
 
 
+def warned() -> dict[str, str]:
+    """A running staging given its idle warning (it sleeps at T0 + 3 days)."""
+    fired = due(KEY, running(), STAGING, T0 + 2 * DAY, "/s")
+    assert fired is not None and fired.kind is Kind.WARN
+    return running(**fired.fields)
+
+
+def refused(fields: dict[str, str]) -> dict[str, str]:
+    """`fields` after the provisioner refused to archive (it would delete data)."""
+    why, remedy = "StatefulSet db deletes its volume claims", "set whenScaled: Retain"
+    return {**fields, **lifecycle.archive_refused(fields, STAGING, why, remedy)}
+
+
+def test_an_archive_refused_under_a_deadline_is_neither_tried_nor_warned_again() -> None:
+    after = refused(warned())
+    assert after[lifecycle.ARCHIVE_REFUSED_FOR] == str(int(T0 + 3 * DAY))
+    for later in (T0 + 3 * DAY, T0 + 3 * DAY + 300, T0 + 30 * DAY):
+        assert due(KEY, after, STAGING, later, "/s") is None
+    assert lifecycle.timers_view(after, STAGING)["idle_until"] is None
+    # An activity (or a deploy, or an extend) moves the deadline: one more try, warned first.
+    active = {**after, lifecycle.ACTIVE_AT: str(T0 + 4 * DAY)}
+    fired = due(KEY, active, STAGING, T0 + 6 * DAY, "/s")
+    assert fired is not None and fired.kind is Kind.WARN
+    fired = due(KEY, active, STAGING, T0 + 7 * DAY, "/s")
+    assert fired is not None and fired.kind is Kind.SLEEP
+
+
+def test_the_sticky_comment_says_why_it_was_not_archived_until_the_next_deploy() -> None:
+    note = sticky_note(refused(warned()), Phase.RUNNING, STAGING, "/s")
+    assert note.startswith("⚠️ **Not archived:** StatefulSet db deletes its volume claims.")
+    assert "To archive it, set whenScaled: Retain; or remove it" in note and "`/s destroy`" in note
+    assert "archived at" not in note  # the idle warning no longer holds
+    assert sticky_note(refused(running()), Phase.DEPLOYING, STAGING, "/s") == ""
+    deployed = {**refused(running()), **lifecycle.NOT_REFUSED}
+    assert sticky_note(deployed, Phase.RUNNING, STAGING, "/s") == ""
+    assert lifecycle.refused_reason(deployed) == ""
+    assert lifecycle.refused_reason(refused(running())) == (
+        "not archived: StatefulSet db deletes its volume claims; to archive, "
+        "set whenScaled: Retain"
+    )
+
+
 def test_the_sticky_comment_shows_the_queue_position_and_the_retention() -> None:
     queued = running(phase="queued", sha="", queue_position="3")
     assert "Position **3** in the queue" in sticky_note(queued, Phase.QUEUED, STAGING, "/s")
