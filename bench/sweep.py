@@ -155,7 +155,9 @@ def populate(n: int, github: FakeGitHub, kube: FakeKube) -> None:
 
 async def in_step(size: Size) -> None:
     """Records as the bot keeps them for running stagings: one sweep rebuilds them from the
-    cluster; the reconcile jobs it queues are dropped and the records marked handled."""
+    cluster (as `deploying`); the reconcile jobs it queues are dropped and the records
+    marked handled and `running`, as those jobs would have left them (every seeded workload
+    is ready)."""
     config = load_config(str(size.config), {})
     redis = redis_client(config)
     services = await build_services(config, redis)
@@ -168,7 +170,7 @@ async def in_step(size: Size) -> None:
         for key in await services.store.keys():
             record = await services.store.load(key)
             assert record is not None
-            await services.store.update(key, {"handled": record.generation})
+            await services.store.update(key, {"handled": record.generation, "phase": "running"})
     finally:
         await close_services(services)
         await redis.aclose(close_connection_pool=True)

@@ -89,13 +89,32 @@ return 0
 """
 
 
-# Only when the staging has no record yet: a webhook that wrote one meanwhile wins.
-# KEYS = [hash, index]; ARGV = [key, then field, value, field, value...].
+# Only when the staging has no record yet, or only a partial one (no `key`, see
+# `StagingRecord.partial`): a webhook that wrote one meanwhile wins. A partial record is
+# replaced whole, keeping only the fields named to keep (the ids of what is on the request).
+# KEYS = [hash, index]; ARGV = [key, number of fields to keep, their names..., then field,
+# value, field, value...].
 _CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if redis.call('HEXISTS', KEYS[1], 'key') == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'key', ARGV[1], unpack(ARGV, 2))
+local keep = tonumber(ARGV[2])
+local kept = {}
+if keep > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  local names = {unpack(ARGV, 3, 2 + keep)}
+  local values = redis.call('HMGET', KEYS[1], unpack(names))
+  for i, name in ipairs(names) do
+    if values[i] then
+      table.insert(kept, name)
+      table.insert(kept, values[i])
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+if #kept > 0 then
+  redis.call('HSET', KEYS[1], unpack(kept))
+end
+redis.call('HSET', KEYS[1], 'key', ARGV[1], unpack(ARGV, 3 + keep))
 redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
@@ -223,6 +242,14 @@ class StagingRecord:
     def generation(self) -> int:
         return self.number("generation") or 0
 
+    @property
+    def partial(self) -> bool:
+        """Written only by a job, after Redis lost the record (a wipe during the job): every
+        writer that creates a record (an event, the sweep's `create`, `desire`) writes
+        `key`, the worker's own writes never do. It lacks the desired state and what the
+        cluster runs: the sweep rebuilds it as if it were missing."""
+        return not self.get("key")
+
     def request(self) -> PullRequest:
         """The request as its last webhook described it (no host call: offline mode, and
         the rules checked before an action is accepted)."""
@@ -305,12 +332,16 @@ class Store:
             args += jobs.args()
         return bool(await self._record(keys=keys, args=args))
 
-    async def create(self, key: StagingKey, fields: Mapping[str, str]) -> bool:
+    async def create(
+        self, key: StagingKey, fields: Mapping[str, str], keep: Sequence[str] = ()
+    ) -> bool:
         """Write a record for a staging Redis does not know (the sweep); False if one exists.
 
-        Like an event, it bumps the generation, so the reconcile job acts on it.
+        A partial record (`StagingRecord.partial`) counts as none: it is replaced, keeping
+        only the fields in `keep` it holds (`fields` win over them). Like an event, it bumps
+        the generation, so the reconcile job acts on it.
         """
-        args = [str(key)]
+        args = [str(key), str(len(keep)), *keep]
         for name, value in _valid_text(fields).items():
             args += [name, value]
         return bool(await self._create(keys=[self._staging(key), self._index], args=args))

@@ -27,6 +27,7 @@ from bot.services import Services
 from bot.sweep_plan import (
     CREATE,
     ENQUEUE,
+    KEPT,
     REBUILD,
     REFRESH,
     Action,
@@ -69,17 +70,20 @@ async def sweep(svc: Services) -> SweepReport:
     # Records before the hosts: a push seen by both is then written with the newer head.
     keys = {*await svc.store.keys(), *(staging.key for staging in cluster)}
     records = await svc.store.load_many(sorted(keys))
+    # A partial record (a job wrote it after a wipe) is rebuilt by the plan: no timer fires
+    # on it, and its health is not looked at.
+    complete = {key: record for key, record in records.items() if not record.partial}
     served = [entry for entry in svc.config.repos if entry.enabled]
     listings = await asyncio.gather(*(sweep_extras.listing(svc, entry) for entry in served))
     decisions, decisions_error = await sweep_extras.read_decisions(svc)
-    unhealthy, looked_at, health_error = await sweep_extras.read_health(svc, records, listings)
+    unhealthy, looked_at, health_error = await sweep_extras.read_health(svc, complete, listings)
     report = plan(
         cluster, listings, records, svc.config, svc.clock(), decisions, unhealthy, looked_at
     )
     report = replace(report, health_error=health_error, decisions_error=decisions_error)
     report = replace(report, queued=await _carry_out(svc, report.actions))
     report = replace(report, deleted=await sweep_extras.remove_orphans(svc, report))
-    timers = await run_timers(svc, records)  # idle sleep, retention, the quota's slots
+    timers = await run_timers(svc, complete)  # idle sleep, retention, the quota's slots
     report = replace(report, timers=timers.lines)
     _log(report)
     metrics.sweep_done(report.failed)
@@ -97,8 +101,8 @@ async def _carry_out(svc: Services, actions: Iterable[Action]) -> frozenset[Stag
     queued = set()
     prefix = svc.config.redis.key_prefix
     for action in actions:
-        if action.kind in (CREATE, REBUILD):
-            await svc.store.create(action.key, action.fields)  # a webhook's record wins
+        if action.kind in (CREATE, REBUILD):  # over a partial record too, keeping its ids
+            await svc.store.create(action.key, action.fields, KEPT)  # a webhook's record wins
         elif action.kind == REFRESH:
             await svc.store.desire(action.key, action.fields)
         elif action.kind == sweep_checks.HEALTH:  # what was seen, not a desired state

@@ -4,6 +4,12 @@ Every repair is a record written (created, rebuilt from the cluster, or given th
 state a lost webhook would have written) and the staging's reconcile job queued. Nothing
 here deletes: a staging whose request is not in the open list is only queued, and the
 reconcile job asks the host about that one request before it tears anything down.
+
+A partial record (`StagingRecord.partial`: what a job wrote after Redis was wiped under it)
+counts as missing: it is rebuilt from the cluster, or created, keeping only the ids of what
+the bot wrote on the request (`KEPT`). A rebuilt staging that should run is `deploying`:
+the namespace says which commit was applied, not whether its rollout finished, so the
+reconcile job looks (as after an apply) and says `running` only once it is ready.
 """
 
 from __future__ import annotations
@@ -27,6 +33,20 @@ ENQUEUE = "enqueue"  # the record differs from what it should be, or the request
 EVENT = "sweep"  # `last_event` of what the sweep writes; its history entries say "automatic"
 IN_FLIGHT = (Phase.PENDING, Phase.DEPLOYING, Phase.DESTROYING)
 EMPTY: Mapping[StagingKey, Decision] = {}
+# What a rebuild keeps of a partial record: the ids of the check run, comment and
+# deployment on the request (edited, not written again) and what they last said. Not the
+# lists of `handlers.written` (begun after the wipe, they may miss earlier commits), nor
+# anything about the staging itself: that comes from the cluster.
+KEPT = (
+    "check_id",
+    "check_sha",
+    "check_state",
+    "comment_id",
+    "deployment_id",
+    "deployment_sha",
+    "reported",
+    "installation_id",
+)
 
 
 @dataclass(frozen=True)
@@ -157,7 +177,8 @@ def plan(
             continue
         rules = config.rules(entry or config.repo(key.host, listing.repo))
         secret_key = config.staging.secret_key.reveal()
-        action = decide(key, staging, record, pr, rules, now, secret_key)
+        deadline = now + config.kubernetes.rollout_deadline
+        action = decide(key, staging, record, pr, rules, now, secret_key, deadline=deadline)
         if action is not None and action.kind in sweep_checks.REBUILDING:
             if decisions is None:
                 skipped.append(key)
@@ -201,14 +222,23 @@ def decide(
     rules: Rules,
     now: float,
     secret_key: str = "",
+    *,
+    deadline: float,
 ) -> Action | None:
-    """The repair one staging needs, if any; `pr` is None when it is not in the open list."""
-    if record is None:
+    """The repair one staging needs, if any; `pr` is None when it is not in the open list.
+
+    `deadline`: when the rollout of a rebuilt staging counts as failed if not ready.
+    """
+    if record is None or record.partial:
+        lost = "not in Redis" if record is None else "only a partial record (Redis wiped mid-job)"
         if staging is not None:
-            fields = rebuilt_fields(staging, pr, rules, now, secret_key)
-            return Action(REBUILD, key, "not in Redis: record rebuilt from the cluster", fields)
-        assert pr is not None  # the key came from somewhere
-        return Action(CREATE, key, "open, with no staging and no record", opened_fields(pr, now))
+            fields = rebuilt_fields(staging, pr, rules, now, secret_key, deadline=deadline)
+            return Action(REBUILD, key, f"{lost}: record rebuilt from the cluster", fields)
+        if pr is None:
+            return None  # nothing to rebuild it from, nothing asks for it
+        no_record = "no record" if record is None else "only a partial record"
+        why = f"open, with no staging and {no_record}"
+        return Action(CREATE, key, why, opened_fields(pr, now))
     if pr is None:
         gone = _phase(record) is Phase.GONE
         if gone and (staging is None or staging.terminating):
@@ -270,13 +300,20 @@ def opened_fields(pr: PullRequest, now: float) -> dict[str, str]:
 
 
 def rebuilt_fields(
-    staging: ClusterStaging, pr: PullRequest | None, rules: Rules, now: float, secret_key: str = ""
+    staging: ClusterStaging,
+    pr: PullRequest | None,
+    rules: Rules,
+    now: float,
+    secret_key: str = "",
+    *,
+    deadline: float,
 ) -> dict[str, str]:
     """A record that says what the cluster runs, so that nothing is applied again for it.
 
     What people decided is read back from the staging as far as it shows: archived stays
     archived at its commit, a fork's running commit was approved, and a staging the rules
-    would not give (say, a draft) exists because someone asked for it.
+    would not give (say, a draft) exists because someone asked for it. One that should run
+    is `deploying` until its job sees the rollout ready, by `deadline`.
     """
     key = staging.key
     fields = {
@@ -292,6 +329,8 @@ def rebuilt_fields(
         "staging_url": staging.url,
         "phase": _rebuilt_phase(staging).value,
     }
+    if _rebuilt_phase(staging) is Phase.DEPLOYING:
+        fields["deadline"] = f"{deadline:.3f}"
     if staging.overrides:
         fields[staging_plan.OVERRIDES] = staging_plan.encode_overrides(staging.overrides)
     if staging.secret_overrides and secret_key:  # from the staging's Secret, sealed again
@@ -312,9 +351,11 @@ def rebuilt_fields(
 
 
 def _rebuilt_phase(staging: ClusterStaging) -> Phase:
+    """The namespace shows the commit applied, not whether its rollout finished: a staging
+    that should run is `deploying`, and its reconcile job follows the rollout."""
     if staging.terminating:
         return Phase.DESTROYING
-    return Phase.ARCHIVED if staging.archived else Phase.RUNNING
+    return Phase.ARCHIVED if staging.archived else Phase.DEPLOYING
 
 
 def _phase(record: StagingRecord) -> Phase:

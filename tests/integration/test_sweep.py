@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from arq import Retry
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
@@ -43,6 +44,7 @@ async def settle(svc: Services, key: StagingKey = KEY) -> None:
         except Retry:
             continue
         return
+    pytest.fail(f"the job of {key} never settled: it still asks to come back")
 
 
 async def queued(svc: Services) -> list[str]:
@@ -72,13 +74,15 @@ async def test_after_a_redis_wipe_one_sweep_rebuilds_the_record_and_nothing_is_a
     assert report.queued == {KEY} and await queued(svc) == [queue.job_id(KEY)]
     record = await svc.store.load(KEY)
     assert record is not None
-    assert record.get("sha") == SHA1 and record.get("phase") == Phase.RUNNING
+    # Deploying until its job sees the rollout ready: the namespace does not say.
+    assert record.get("sha") == SHA1 and record.get("phase") == Phase.DEPLOYING
     assert record.get("staging_url") == prov.applied[0].url
     assert plan.overrides(record.fields) == {"GREETING": "hi"}
 
     await settle(svc)
     record = await svc.store.load(KEY)
     assert record is not None and record.get("handled") == str(record.generation)
+    assert record.get("phase") == Phase.RUNNING
     assert "get_pull" in host_of(svc).calls  # the job ran, and asked the host
     assert len(prov.applied) == 1  # nothing redeployed
     assert prov.destroyed == []

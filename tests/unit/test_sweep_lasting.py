@@ -84,6 +84,7 @@ def test_a_running_staging_fails_when_unavailable_and_runs_again_when_available(
 
 def record(**fields: str) -> StagingRecord:
     base = {
+        "key": str(KEY),
         "repo": REPO,
         "desired_sha": SHA1,
         "sha": SHA1,

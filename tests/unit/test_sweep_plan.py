@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot import sweep_plan
 from bot.config import ConfigError, RepoConfig, load_config
 from bot.model import ClusterStaging, Phase, PullRequest, RepoRef, StagingKey
 from bot.provision import inventory
@@ -37,7 +38,7 @@ def listing(*pulls: PullRequest, error: str = "") -> Listing:
 
 def running_record(sha: str = SHA1, **fields: str) -> StagingRecord:
     """What Redis holds for a staging the reconcile job built and saw running."""
-    base = {"repo": REPO, "phase": "running", "sha": sha, "desired_sha": sha}
+    base = {"key": str(KEY), "repo": REPO, "phase": "running", "sha": sha, "desired_sha": sha}
     base.update(generation="3", handled="3")
     record = StagingRecord(KEY, {**base, **fields})
     applied = staging_plan.applied_signature(sha, record)
@@ -54,14 +55,17 @@ def test_an_open_request_without_staging_or_record_gets_a_record_like_an_opened_
     assert action.fields["last_event"] == "sweep"
 
 
-def test_a_staging_redis_lost_is_rebuilt_as_running_with_nothing_left_to_apply() -> None:
+def test_a_staging_redis_lost_is_rebuilt_as_deploying_with_nothing_left_to_apply() -> None:
+    """Deploying, not running: the namespace says which commit was applied, not whether its
+    rollout finished. The job follows it (no apply) and says running once it is ready."""
     staging = replace(STAGING, overrides={"GREETING": "hi"})
     report = plan([staging], [listing(pull())], {}, CONFIG, NOW)
 
     (action,) = report.actions
     assert (action.kind, action.key) == (REBUILD, KEY)
     record = StagingRecord(KEY, action.fields)
-    assert record.get("phase") == Phase.RUNNING
+    assert record.get("phase") == Phase.DEPLOYING
+    assert float(record.get("deadline")) == NOW + CONFIG.kubernetes.rollout_deadline
     assert record.get("sha") == SHA1 and record.get("staging_url") == staging.url
     assert record.get("namespace") == staging.namespace
     assert staging_plan.overrides(record.fields) == {"GREETING": "hi"}
@@ -79,6 +83,58 @@ def test_a_rebuilt_archived_staging_stays_archived_until_a_push() -> None:
     assert staging_plan.decide(pull(), CONFIG.rules(), record).want is staging_plan.Want.ARCHIVED
     pushed = staging_plan.decide(pull(sha=SHA2), CONFIG.rules(), record)
     assert (pushed.want, pushed.sha) == (staging_plan.Want.RUNNING, SHA2)
+
+
+def job_wrote_after_a_wipe(sha: str = SHA1) -> StagingRecord:
+    """What a job still running when Redis was flushed leaves: the fields it wrote after
+    the wipe (its rollout seen ready, its report, its ids, `handled`), no desired state."""
+    return StagingRecord(
+        KEY,
+        {
+            "phase": "running",
+            "reason": "",
+            "check_sha": sha,
+            "check_state": "success",
+            "check_id": "41",
+            "comment_id": "42",
+            "deployment_sha": sha,
+            "deployment_id": "43",
+            "reported": f"running|{sha}||https://pr-2.example.com/||[]",
+            "check_shas": sha[:12],
+            "handled": "3",
+            "attempts": "0",
+        },
+    )
+
+
+def test_a_partial_record_is_rebuilt_from_the_cluster_like_a_missing_one() -> None:
+    partial = job_wrote_after_a_wipe()
+    assert partial.partial and not running_record().partial
+
+    report = plan([STAGING], [listing(pull())], {KEY: partial}, CONFIG, NOW)
+
+    (action,) = report.actions
+    assert (action.kind, action.key) == (REBUILD, KEY)  # not a refresh: nothing applied again
+    assert "partial record" in action.why
+    rebuilt = StagingRecord(KEY, action.fields)
+    assert rebuilt.get("sha") == SHA1 and rebuilt.get("desired_sha") == SHA1
+    assert rebuilt.get("phase") == Phase.DEPLOYING and rebuilt.get("handled") == ""
+    assert staging_plan.last_applied(rebuilt) == staging_plan.applied_signature(SHA1, rebuilt)
+    # The store keeps the partial record's ids (and only those) when it writes this.
+    assert set(sweep_plan.KEPT) >= {"check_id", "check_sha", "comment_id", "deployment_id"}
+    assert not {"phase", "handled", "check_shas", "sha"} & set(sweep_plan.KEPT)
+
+
+def test_a_partial_record_without_a_staging_is_created_like_an_opened_event() -> None:
+    report = plan([], [listing(pull())], {KEY: job_wrote_after_a_wipe()}, CONFIG, NOW)
+
+    (action,) = report.actions
+    assert (action.kind, action.key) == (CREATE, KEY) and "partial record" in action.why
+    assert action.fields["desired_sha"] == SHA1 and action.fields["repo"] == REPO
+
+
+def test_a_partial_record_of_a_request_neither_open_nor_in_the_cluster_is_left() -> None:
+    assert plan([], [listing()], {KEY: job_wrote_after_a_wipe()}, CONFIG, NOW).actions == ()
 
 
 def test_a_rebuilt_fork_staging_keeps_running_the_commit_someone_approved() -> None:
