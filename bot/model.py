@@ -144,6 +144,13 @@ class CheckState(enum.StrEnum):
     FAILURE = "failure"
     CANCELLED = "cancelled"
 
+    def can_follow(self, written: str) -> bool:
+        """May a check run that says `written` ("" if none) be edited to say this? GitHub
+        keeps a completed run's status and conclusion for good: only one in progress moves
+        on, or a completed one says the same again (new text). Else a new run is started
+        (GitHub shows the newest run of a name)."""
+        return written in ("", CheckState.IN_PROGRESS) or written == self
+
 
 @dataclass(frozen=True)
 class CheckReport:

@@ -158,6 +158,15 @@ def _one_paragraph(text: str) -> str:
     return " ".join(text.split())[:1000]
 
 
+def closed_before_deploy(sha: str) -> CheckReport:
+    """The check of a commit the request was closed before it could be deployed."""
+    return CheckReport(
+        CheckState.CANCELLED,
+        CHECK_TITLES[Phase.GONE],
+        f"The request was closed before `{short(sha)}` was deployed: the staging is gone.",
+    )
+
+
 def superseded(old_sha: str, new_sha: str) -> CheckReport:
     """The check of a commit whose deploy was overtaken by a newer push."""
     title = f"Superseded by {short(new_sha)}"

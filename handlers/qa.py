@@ -191,6 +191,9 @@ async def report(svc: Services, host: GitHost, pr: PullRequest, record: StagingR
     if check.state is CheckState.IN_PROGRESS and record.get(plan.QA):
         await _history_reset(svc, record, pr.head_sha)
     known = record.number(CHECK_ID) if record.get(CHECK_SHA) == pr.head_sha else None
+    written = record.get(REPORTED).split("|")[1:2] if known is not None else []
+    if written and not check.state.can_follow(written[0]):
+        known = None  # QA changed its mind on this commit: a new run (GitHub keeps the old)
     fields: dict[str, str | int] = {REPORTED: signature, CHECK_SHA: pr.head_sha}
     try:
         check_id = await host.report_check(pr.repo, pr.head_sha, check, known, gate=GATE)

@@ -20,7 +20,7 @@ from arq import Retry
 from bot import lifecycle, logs, report
 from bot.errors import ArchiveRefused, ClusterError, PermanentError, TemporaryError
 from bot.hosts.base import GitHost
-from bot.model import DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
+from bot.model import CheckState, DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
 from bot.services import Services
 from bot.store import StagingRecord, stored_links
 from bot.targets import build_target, environment_name
@@ -294,7 +294,8 @@ async def look_at_health(work: Work) -> Outcome:
 
 
 async def archive(work: Work) -> Outcome:
-    """Scale the staging to zero, keeping its data, until a restore, deploy or push."""
+    """Scale the staging to zero, keeping its data, until a restore, deploy or push; its
+    slot frees. One the provisioner refuses to archive keeps running, and its slot."""
     svc, record, target = work.svc, work.record, work.target
     assert target is not None
     if work.phase is Phase.ARCHIVED:
@@ -398,7 +399,30 @@ async def teardown(work: Work) -> Outcome:
     if never_deployed:  # nothing was built: nothing to say on the request
         await svc.store.update(record.key, {"phase": Phase.GONE.value})
         return Outcome(f"no staging: {work.plan.reason}")
+    await _end_head_check(work)
     return await _finish(work, Phase.GONE, work.plan.reason)
+
+
+async def _end_head_check(work: Work) -> None:
+    """Closed while the head's check, on a commit that never ran, still says in progress or
+    red for a cluster out of reach: end it, or a merged commit would carry it for good (the
+    gone staging is reported on the commit that ran)."""
+    record = work.record
+    head = record.get("check_sha")
+    in_progress = record.get("check_state") == CheckState.IN_PROGRESS
+    if not head or head == _reported_sha(work, Phase.GONE):
+        return
+    if not (in_progress or outage.reported(record, head)):
+        return
+    check = report.closed_before_deploy(head)
+    known = record.number("check_id") if check.state.can_follow(record.get("check_state")) else None
+    written = await _tolerant(
+        work.host.report_check(work.pr.repo, head, check, known), record.key, "check"
+    )
+    fields: dict[str, str | int] = {"check_state": check.state.value}
+    if written is not None:
+        fields["check_id"] = written
+    await work.svc.store.update(record.key, fields)
 
 
 async def _finish(work: Work, phase: Phase, reason: str) -> Outcome:
@@ -441,8 +465,13 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
     in_progress = same_commit and record.get("check_state") == "in_progress"
     # A staging archived or removed after it ran keeps its green check; only one still in
     # progress ends. A fork's commit awaiting approval gets no check until it is built.
-    if phase is not Phase.AWAITING_APPROVAL and (phase not in KEEPS_CHECK or in_progress):
+    # A check red only for a cluster out of reach does not stay so on a removed staging.
+    outage_red = same_commit and phase is Phase.GONE and outage.reported(record, sha)
+    keeps_check = phase in KEEPS_CHECK and not (in_progress or outage_red)
+    if phase is not Phase.AWAITING_APPROVAL and not keeps_check:
         known = record.number("check_id") if same_commit else None
+        if known is not None and not check.state.can_follow(record.get("check_state")):
+            known = None  # completed for good: the adapter starts a new run (looked up first)
         unseen = known is None and written.unseen(record, written.CHECKS, sha)
         if known is None:  # may create: say so first, or a retry could not tell
             await written.begin(svc.store, record, written.CHECKS, sha, record.get("check_sha"))

@@ -317,9 +317,13 @@ class GitHubHost:
                 pass  # gone or never ours: find it by name like a first attempt would
         elif unseen:  # never begun on this commit: nothing to find
             return r.create_check_run(name=name, head_sha=sha, **fields).id
-        # A retried job that never stored the id must not create a second run.
+        # A retried job that never stored the id must not create a second run. The list is
+        # the newest run of each name (filter=latest): the one GitHub shows.
         for run in r.get_commit(sha).get_check_runs(check_name=name):
             if run.app.id == self._config.app_id:
+                written = run.conclusion if run.status == "completed" else run.status
+                if not check.state.can_follow(written or ""):
+                    break  # completed for good (GitHub keeps its outcome): start a new run
                 run.edit(**fields)
                 return run.id
         return r.create_check_run(name=name, head_sha=sha, **fields).id

@@ -953,7 +953,16 @@ class FakeGitHub:
         run = self._check_runs.get(int(request.match["id"]))
         if run is None or run["_repo"] != request.repo.id:
             raise _Error(404)
-        self._apply_check_fields(run, request.body or {})
+        body = request.body or {}
+        if run["status"] == "completed" and (
+            ("conclusion" in body and body["conclusion"] != run["conclusion"])
+            or ("status" in body and "conclusion" not in body and body["status"] != "completed")
+        ):
+            # "Once a check run transitions from the in_progress state to completed state,
+            # it's not possible to modify its status nor its conclusion further" (GitHub
+            # support). Whether GitHub answers 422 or ignores it, a bot must not try.
+            raise _Error(422, "A completed check run's status and conclusion cannot change")
+        self._apply_check_fields(run, body)
         return _Response(200, self._check_run_json(run))
 
     def _get_check_run(self, request: _Request) -> _Response:

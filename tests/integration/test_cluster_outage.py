@@ -167,3 +167,31 @@ async def test_a_green_check_is_not_turned_red_by_the_cluster_going_down(svc: Se
         assert await run(svc) is not None
     assert host.check_on(SHA1).state is CheckState.SUCCESS
     assert await failures(svc) == []
+
+
+async def test_a_request_closed_during_the_outage_does_not_leave_its_head_red(
+    svc: Services,
+) -> None:
+    """The push never reached the cluster and the request was closed (say, merged): its
+    commit must not carry "the cluster cannot be reached" for good."""
+    host, prov = host_of(svc), prov_of(svc)
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    prov.apply_error = DOWN
+    host.push(2, SHA2)
+    await deliver(svc, "synchronize", SHA2)
+    for _ in range(REPORT_AFTER):
+        assert await run(svc) is not None
+    assert host.check_on(SHA2).state is CheckState.FAILURE  # red: the cluster is out of reach
+
+    prov.apply_error = None  # the cluster answers again; the request is closed meanwhile
+    host.close(2)
+    await deliver(svc, "closed", SHA2)
+    assert await run(svc) is None
+
+    head = host.check_on(SHA2)
+    assert head.state is CheckState.CANCELLED and head.title == "Staging removed"
+    assert "closed before `2222222` was deployed" in head.summary
+    assert host.check_on(SHA1).state is CheckState.SUCCESS  # what ran keeps its green check
+    (comment,) = host.comments.values()
+    assert "gone" in comment and "cannot be reached" not in comment

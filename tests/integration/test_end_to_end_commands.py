@@ -88,6 +88,29 @@ async def test_a_maintainers_set_redeploys_with_the_variable_in_the_deployment(
         assert replies(github) == []
 
 
+async def test_a_redeploy_of_a_green_commit_gets_a_new_check_run_above_the_completed_one(
+    redis_url: str, github: FakeGitHub, kube: FakeKube, tmp_path: Path
+) -> None:
+    """GitHub never lets a completed check run change its outcome (FakeGitHub answers 422):
+    a commit deployed again is reported on a new run, which GitHub shows."""
+    github.set_role(REPO, "maintainer", "write")
+    async with running_bot(bot_config(redis_url, github, kube, tmp_path, app=True)) as bot:
+        await running(bot, github)
+        (first,) = github.check_runs(REPO, SHA1)
+        await say(bot, github, "/staging redeploy", "maintainer")
+        runs = await eventually(
+            lambda: (r := github.check_runs(REPO, SHA1))[1:] and completed(r[1:]) and r,
+            "a second check run, completed",
+        )
+        assert [(r["id"], r["conclusion"]) for r in runs] == [
+            (first["id"], "success"),
+            (runs[1]["id"], "success"),
+        ]
+        created = [c.body for c in github.calls("POST", r"/check-runs$") if c.status == 201]
+        assert [c["status"] for c in created] == ["in_progress", "in_progress"]
+        assert all(c.status < 400 for c in github.calls("PATCH", r"/check-runs/\d+$"))
+
+
 async def test_a_destroy_without_write_access_is_refused_and_the_namespace_stays(
     redis_url: str, github: FakeGitHub, kube: FakeKube, tmp_path: Path
 ) -> None:

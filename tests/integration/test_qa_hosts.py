@@ -76,14 +76,19 @@ async def test_github_app_writes_a_second_check_run_named_staging_qa(
     app: GitHubHost, github: FakeGitHub
 ) -> None:
     first = await app.report_check(GH, SHA, PASSED, None, gate="qa")
-    again = await app.report_check(GH, SHA, FAILED, first, gate="qa")
+    same = await app.report_check(GH, SHA, PASSED, first, gate="qa")  # said again: edited
+    # QA changes its mind: GitHub keeps a completed run's conclusion, so the caller gives
+    # no id and the adapter, finding the completed run, starts a new one.
+    again = await app.report_check(GH, SHA, FAILED, None, gate="qa")
     await app.report_check(GH, SHA, PENDING, None)  # the staging check is another run
 
-    runs = {run["name"]: run for run in github.check_runs(REPO, SHA)}
+    assert same == first != again
+    runs = {run["name"]: run for run in github.check_runs(REPO, SHA)}  # the newest of each
     assert set(runs) == {"staging", "staging/qa"}
-    assert again == first == runs["staging/qa"]["id"]  # edited in place, never doubled
+    assert runs["staging/qa"]["id"] == again
     assert runs["staging/qa"]["conclusion"] == "failure"
     assert runs["staging/qa"]["output"]["title"] == "QA failed by tess: cart"
+    assert github.calls("PATCH", rf"/check-runs/{again}$") == []  # created as it is
 
 
 async def test_github_with_a_token_writes_a_commit_status_with_context_staging_qa(

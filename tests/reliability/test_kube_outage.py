@@ -102,7 +102,12 @@ async def test_while_the_cluster_is_down_stagings_are_failed_with_why_then_conve
             (comment,) = github.comments(REPO, number)
             assert "cannot be reached" not in comment["body"], comment["body"]
         assert kube.count("DELETE") == 0
-        assert all(n == 1 for n in check_runs_by_sha(github).values())
+        # GitHub keeps a completed run's outcome: the red run stays, and the recovery is a
+        # second run on each commit that was reported down — the newest, which GitHub shows.
+        assert check_runs_by_sha(github) == {sha_for(2, 0): 1, sha_for(2, 1): 2, sha_for(3, 0): 2}
+        for sha in (sha_for(2, 1), sha_for(3, 0)):
+            red, green = github.check_runs(REPO, sha)
+            assert (red["conclusion"], green["conclusion"]) == ("failure", "success")
         await leaks.add_bot(bot, github, [2, 3])
 
 
