@@ -10,6 +10,8 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from redis.asyncio import Redis
+
 from bot.config import (
     Config,
     GitHubConfig,
@@ -42,6 +44,26 @@ def make_config(redis_url: str, **sections: Any) -> Config:
         sweep=SweepConfig(interval=0),  # no cron sweep in the middle of a test
     )
     return replace(config, **sections)
+
+
+async def idle(redis: Redis, prefix: str) -> bool:
+    """No job queued (due or deferred) or running, and no event a worker has yet to handle.
+
+    arq's queue and in-progress marks alone are not enough: arq drops a finished job's id
+    before `requeue_if_needed` queues the job again for an event that arrived while it
+    ran, so for a moment both are empty while a staging still has work to do (its
+    generation is past what the worker handled). A job stays in the queue while it runs.
+    """
+    if await redis.zcard(f"{prefix}:queue"):
+        return False
+    async for _ in redis.scan_iter(match="arq:in-progress:*"):
+        return False
+    for key in await redis.smembers(f"{prefix}:stagings"):
+        name = f"{prefix}:staging:{key.decode()}"
+        generation, handled = await redis.hmget(name, ["generation", "handled"])
+        if int(generation or 0) > int(handled or 0):
+            return False
+    return True
 
 
 def signed_headers(body: bytes, event: str, delivery: str | None = None) -> dict[str, str]:

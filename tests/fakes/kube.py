@@ -1168,6 +1168,7 @@ class FakeKube:
                 c["status"] == "True" for c in status["conditions"] if c["type"] == "Ready"
             )
         status = _workload_status(plural, meta["generation"], replicas, ready, revision)
+        _keep_times(status, obj.get("status") or {})
         if status != obj.get("status"):
             obj["status"] = status
             meta["resourceVersion"] = str(next(self._rv))
@@ -1701,6 +1702,21 @@ def _workload_status(plural: str, generation: int, replicas: int, ready: int, re
         },
     ]
     return status
+
+
+def _keep_times(status: Obj, before: Obj) -> None:
+    """Conditions keep their times while they say the same, as the real controller leaves
+    them: else each pass would write a new `lastUpdateTime` (to the second) and bump the
+    workload's resourceVersion once a second, with nothing changed, and a read-then-patch
+    (an archive carries the `resourceVersion` it read) would meet a 409 by chance."""
+    old = {c["type"]: c for c in before.get("conditions") or []}
+    for condition in status.get("conditions") or []:
+        was = old.get(condition["type"])
+        if was is None or was.get("status") != condition["status"]:
+            continue  # a transition: both times are now
+        condition["lastTransitionTime"] = was.get("lastTransitionTime")
+        if all(was.get(k) == condition.get(k) for k in ("reason", "message")):
+            condition["lastUpdateTime"] = was.get("lastUpdateTime")
 
 
 def _complete_job(job: Obj) -> None:

@@ -33,7 +33,8 @@ from bot.services import Services
 class RecordingHost:
     pulls: dict[int, PullRequest] = field(default_factory=dict)
     checks: dict[int, tuple[str, CheckReport]] = field(default_factory=dict)
-    comments: dict[int, str] = field(default_factory=dict)
+    comments: dict[int, str] = field(default_factory=dict)  # sticky comment id -> body
+    commented_on: dict[int, int] = field(default_factory=dict)  # sticky comment id -> request
     deployments: dict[int, tuple[str, str]] = field(default_factory=dict)
     deployment_statuses: list[tuple[int, DeployState, str]] = field(default_factory=list)
     reactions: list[tuple[int, str]] = field(default_factory=list)  # (comment id, reaction)
@@ -123,10 +124,17 @@ class RecordingHost:
         self, repo: RepoRef, number: int, body: str, known_id: int | None, *, unseen: bool = False
     ) -> int:
         self._call("upsert_comment")
-        found = None if unseen else next(iter(self.comments), None)  # a wrong claim doubles
+        # Like the hosts: one sticky comment per request, found on that request only.
+        mine = (i for i, n in self.commented_on.items() if n == number)
+        found = None if unseen else next(mine, None)  # a wrong claim doubles
         comment_id = known_id or found or next(self._ids)
         self.comments[comment_id] = body
+        self.commented_on.setdefault(comment_id, number)  # an edit leaves it where it is
         return comment_id
+
+    def comments_on(self, number: int) -> list[str]:
+        """The sticky comments on request `number`, oldest first (one, unless doubled)."""
+        return [self.comments[i] for i, n in self.commented_on.items() if n == number]
 
     async def report_deployment(
         self,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
+from redis.asyncio import Redis
 
 from bot.config import Config, GitHubConfig, KubernetesConfig, Secret, ServerConfig
 from bot.naming import LABEL_INSTANCE, LABEL_NUMBER, LABEL_REPO_ID, MANAGED_BY
@@ -33,6 +34,7 @@ from tests.helpers import (
     REPO_ID,
     WEBHOOK_SECRET,
     body_of,
+    idle,
     make_config,
     pr_payload,
     signed_headers,
@@ -112,6 +114,20 @@ async def eventually(probe: Callable[[], T | None], what: str, within: float = 2
         if time.monotonic() > deadline:
             pytest.fail(f"never happened: {what}")
         await asyncio.sleep(0.02)
+
+
+async def settled(config: Config, within: float = 20.0) -> None:
+    """Until the worker has nothing left to do (`tests.helpers.idle`): every job it was
+    given has ended, with all its writes, and no event waits for another."""
+    redis = Redis.from_url(config.redis.url)
+    try:
+        deadline = time.monotonic() + within
+        while not await idle(redis, config.redis.key_prefix):
+            if time.monotonic() > deadline:
+                pytest.fail("never happened: the worker idle")
+            await asyncio.sleep(0.02)
+    finally:
+        await redis.aclose()
 
 
 async def deliver(client: httpx.AsyncClient, payload: dict[str, Any]) -> None:
@@ -263,7 +279,7 @@ async def test_duplicate_and_out_of_order_deliveries_leave_the_staging_at_the_cu
             ).status_code == 202
         await deliver(bot, pr_payload("synchronize", sha=SHA1))  # older, arrives late
         await eventually(lambda: completed(github.check_runs(REPO, SHA2)), "check run on the head")
-        await asyncio.sleep(0.3)  # give a wrong rollback the chance to happen
+        await settled(config)  # every delivery acted on: a wrong rollback would have happened
         assert web_image(kube) == f"registry.example.com/hello:{SHA2}"
         assert github.check_runs(REPO, SHA1) == []
         assert len(github.comments(REPO, 2)) == 1

@@ -50,11 +50,13 @@ async def sweeper(config: Config) -> AsyncIterator[Services]:
         await redis.aclose(close_connection_pool=True)
 
 
-async def running(svc: Services, key: StagingKey) -> bool:
+async def settled_as(svc: Services, key: StagingKey, phase: Phase) -> bool:
+    """The staging in `phase`, every event handled, and no job queued or running (a job
+    stays in the queue while it runs, so its last writes are done too)."""
     record = await svc.store.load(key)
     return (
         record is not None
-        and record.get("phase") == Phase.RUNNING
+        and record.get("phase") == phase
         and not await svc.store.needs_work(key)
         # The queue's length, not arq's queued_jobs(): that reads each job after listing
         # them and fails when the worker finishes one in between.
@@ -62,12 +64,20 @@ async def running(svc: Services, key: StagingKey) -> bool:
     )
 
 
-async def wait_running(svc: Services, key: StagingKey) -> None:
+async def running(svc: Services, key: StagingKey) -> bool:
+    return await settled_as(svc, key, Phase.RUNNING)
+
+
+async def wait_settled(svc: Services, key: StagingKey, phase: Phase) -> None:
     for _ in range(500):
-        if await running(svc, key):
+        if await settled_as(svc, key, phase):
             return
         await _sleep()
-    pytest.fail(f"{key} never settled as running")
+    pytest.fail(f"{key} never settled as {phase.value}")
+
+
+async def wait_running(svc: Services, key: StagingKey) -> None:
+    await wait_settled(svc, key, Phase.RUNNING)
 
 
 async def _sleep() -> None:

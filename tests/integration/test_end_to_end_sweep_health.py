@@ -35,6 +35,7 @@ from tests.integration.test_end_to_end_sweep import (
     orphan_namespace,
     sweeper,
     wait_running,
+    wait_settled,
 )
 
 PULLS = r"/pulls$"
@@ -119,6 +120,9 @@ async def test_after_flushall_a_staging_a_person_destroyed_stays_gone(
             decisions.configmap_name("default", KEY)
         ]
         assert kept[0]["data"]["by"] == "octocat" and kept[0]["data"]["sha"] == SHA1
+        # The namespace goes before the job that deleted it says so (gone, comment, check,
+        # history): a wipe while that job runs would have it write into the empty Redis.
+        await wait_settled(svc, KEY, Phase.GONE)
 
         await svc.queue.flushall()
         report = await sweep(svc)

@@ -75,6 +75,7 @@ async def settle(svc: Services, key: StagingKey = KEY) -> None:
         except Retry:
             continue
         return
+    pytest.fail(f"the job of {key} never settled: it still asks to come back")
 
 
 async def field(svc: Services, name: str) -> str:

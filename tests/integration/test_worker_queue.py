@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from bot.store import Store
 from bot.web import update_for
 from bot.worker import make_worker, stop_worker
 from tests.fakes.recording import RecordingHost, RecordingProvisioner
-from tests.helpers import REPO, REPO_ID, make_config, pr_payload
+from tests.helpers import REPO, REPO_ID, idle, make_config, pr_payload
 
 REPO_REF = RepoRef("github", REPO_ID, REPO)
 KEY = StagingKey("github", REPO_ID, 2)
@@ -48,13 +49,36 @@ async def accept(svc: Services, action: str, sha: str | None = None, delivery: s
     await svc.store.record_delivery(delivery, 60, [update_for(event, 0)], jobs)
 
 
-async def run_worker(redis_url: str, svc: Services, seconds: float) -> None:
+async def run_worker(
+    redis_url: str,
+    svc: Services,
+    seconds: float,
+    until: Callable[[], Awaitable[bool]] | None = None,
+) -> None:
+    """Run a worker for `seconds` (what it must not do in that time, it has not done), and
+    on until `until` holds: a slow machine gets there later, it is not cut short."""
     worker = make_worker(
         svc.config, ArqRedis(ConnectionPool.from_url(redis_url)), svc, handle_signals=False
     )
     task = asyncio.create_task(worker.async_run())
-    await asyncio.sleep(seconds)
-    await stop_worker(worker, task, grace=2)
+    try:
+        await asyncio.sleep(seconds)
+        deadline = time.monotonic() + 20
+        while until is not None and not await until():
+            if time.monotonic() > deadline:
+                pytest.fail("never happened while the worker ran")
+            await asyncio.sleep(0.02)
+    finally:
+        await stop_worker(worker, task, grace=2)
+
+
+def idle_after(svc: Services, done: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
+    """`done`, and then nothing left for the worker to do (no job queued or running)."""
+
+    async def probe() -> bool:
+        return await done() and await idle(svc.queue, svc.config.redis.key_prefix)
+
+    return probe
 
 
 def services(redis_url: str, redis: ArqRedis, host: RecordingHost) -> Services:
@@ -83,7 +107,12 @@ async def test_a_report_the_host_refuses_for_good_neither_blocks_the_staging_nor
     host = NoDeploymentsPermission()
     svc = services(redis_url, redis, host)
     await accept(svc, "opened")
-    await run_worker(redis_url, svc, 1.5)
+
+    async def running() -> bool:
+        record = await svc.store.load(KEY)
+        return record is not None and record.get("phase") == "running"
+
+    await run_worker(redis_url, svc, 1.5, until=idle_after(svc, running))
     record = await svc.store.load(KEY)
     assert record is not None and record.get("phase") == "running"
     assert len(host.comments) == 1 and "running" in next(iter(host.comments.values()))
@@ -108,7 +137,11 @@ async def test_an_event_that_arrives_while_the_job_runs_is_acted_on(
 
     host.get_pull = push_during_the_job  # type: ignore[method-assign]
     await accept(svc, "opened")
-    await run_worker(redis_url, svc, 1.5)
+
+    async def pushed_applied() -> bool:
+        return any(t.sha == SHA2 for t in svc.provisioner.applied)  # type: ignore[attr-defined]
+
+    await run_worker(redis_url, svc, 0, until=idle_after(svc, pushed_applied))
     applied = [t.sha for t in svc.provisioner.applied]  # type: ignore[attr-defined]
     assert applied[-1] == SHA2
     assert not await svc.store.needs_work(KEY)

@@ -32,7 +32,7 @@ from bot.naming import LABEL_NUMBER, LABEL_REPO_ID
 from tests.conftest import ROOT, free_port
 from tests.fakes.github import FakeGitHub
 from tests.fakes.kube import FakeKube
-from tests.helpers import REPO, REPO_ID, body_of, pr_payload
+from tests.helpers import REPO, REPO_ID, body_of, idle, pr_payload
 from tests.reliability import secrets_for_scan as secrets
 
 T = TypeVar("T")
@@ -168,6 +168,24 @@ class Bot:
         proc.popen.wait(timeout=10)
         self.kills += 1
 
+    @contextlib.asynccontextmanager
+    async def workers_paused(self) -> AsyncIterator[None]:
+        """Every worker stopped (SIGSTOP) inside, continued (SIGCONT) after: meanwhile no
+        job starts and a running one goes no further, so what Redis shows stays true."""
+        paused = self.workers()
+        for proc in paused:
+            proc.popen.send_signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 10
+            while not all(_stopped(proc) for proc in paused):  # the signal is asynchronous
+                if time.monotonic() > deadline:
+                    pytest.fail("a worker did not stop on SIGSTOP")
+                await asyncio.sleep(0.001)
+            yield
+        finally:
+            for proc in paused:
+                proc.popen.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.alive:
@@ -188,6 +206,15 @@ class Bot:
             "/webhooks/github", content=body, headers=secrets.github_headers(body, "pull_request")
         )
         assert response.status_code == 202, response.text
+
+
+def _stopped(proc: Proc) -> bool:
+    """Every thread of the process is stopped (state T in /proc), or the process is gone."""
+    states = []
+    for stat in Path(f"/proc/{proc.popen.pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+    return all(state in ("T", "t", "Z", "X") for state in states)
 
 
 @contextlib.asynccontextmanager
@@ -284,10 +311,8 @@ async def record(bot: Bot, number: int) -> dict[str, str]:
 
 
 async def settled(bot: Bot) -> bool:
-    """No job queued or running for the bot (arq's queue and in-progress keys are empty)."""
-    queued = await bot.redis.zcard(f"{PREFIX}:queue")
-    running = [k async for k in bot.redis.scan_iter(match="arq:in-progress:*")]
-    return not queued and not running
+    """No job queued or running for the bot, and no event left unhandled (`helpers.idle`)."""
+    return await idle(bot.redis, PREFIX)
 
 
 async def eventually(probe: Callable[[], Any], what: str, within: float = 30.0) -> Any:

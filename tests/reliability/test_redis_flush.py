@@ -70,8 +70,7 @@ async def test_after_flushall_one_sweep_restores_every_record_without_redeployin
             kube.never_ready(sha_for(2, 1))
             github.set_head(REPO, 2, sha_for(2, 1))
             await bot.deliver(client, pushed(2, sha_for(2, 1)))
-            await eventually(lambda: _deploying_between_checks(bot, 2), "#2 rolling out")
-            await bot.redis.flushall()
+            await eventually(lambda: _wiped_between_checks(bot, 2), "#2 rolling out, wiped")
         applied = {number: applies_to(kube, number) for number in RUNNING}
         github.add_pull(REPO, LOST, sha_for(LOST, 0), branch=f"feature-{LOST}")
 
@@ -108,6 +107,17 @@ async def test_after_flushall_one_sweep_restores_every_record_without_redeployin
 async def _running(bot: Bot, number: int) -> dict[str, str] | None:
     fields = await record(bot, number)
     return fields if fields.get("phase") == "running" else None
+
+
+async def _wiped_between_checks(bot: Bot, number: int) -> bool:
+    """FLUSHALL once the staging is between two rollout checks. The workers are paused
+    meanwhile: else its next check could start between the look and the wipe, and write
+    into the emptied Redis (a wipe *during* a job, which this test is not about)."""
+    async with bot.workers_paused():
+        if not await _deploying_between_checks(bot, number):
+            return False
+        await bot.redis.flushall()
+        return True
 
 
 async def _deploying_between_checks(bot: Bot, number: int) -> bool:

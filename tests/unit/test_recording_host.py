@@ -54,3 +54,16 @@ async def test_reply_and_identity_can_fail_like_any_call() -> None:
         await host.reply(REF, 2, "Done")
     assert host.replies == []
     assert host.calls == ["identity", "reply"]
+
+
+async def test_each_request_has_its_own_sticky_comment_as_on_a_real_host() -> None:
+    host = RecordingHost()
+    on_two = await host.upsert_comment(REF, 2, "Two: pending", None)
+    on_three = await host.upsert_comment(REF, 3, "Three: pending", None)
+
+    assert on_three != on_two
+    assert await host.upsert_comment(REF, 2, "Two: running", None) == on_two  # found again
+    assert await host.upsert_comment(REF, 3, "Three: running", on_three) == on_three
+    assert host.comments_on(2) == ["Two: running"]
+    assert host.comments_on(3) == ["Three: running"]
+    assert host.comments == {on_two: "Two: running", on_three: "Three: running"}
