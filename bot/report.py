@@ -64,7 +64,7 @@ AWAITING_APPROVAL_NOTE = (
     "`{prefix} deploy` after reviewing it."
 )
 # Where the sticky comment shows something, and where not: nothing runs, no link.
-NO_STAGING = (Phase.AWAITING_APPROVAL, Phase.QUEUED, Phase.ARCHIVED, Phase.GONE)
+NO_STAGING = (Phase.AWAITING_APPROVAL, Phase.QUEUED, Phase.ARCHIVED, Phase.DESTROYING, Phase.GONE)
 # The head is not deployed (yet): the note says what still runs, if anything.
 NOT_BUILT = (Phase.WAITING_FOR_BUILD, Phase.BUILD_FAILED)
 # The check title is the reason itself, e.g. "waiting for `build` on abc1234".

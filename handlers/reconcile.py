@@ -19,6 +19,7 @@ from arq import Retry
 
 from bot import lifecycle, logs, report
 from bot.errors import ArchiveRefused, ClusterError, PermanentError, TemporaryError
+from bot.events import Kind
 from bot.hosts.base import GitHost
 from bot.model import CheckState, DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
 from bot.services import Services
@@ -35,9 +36,17 @@ MAX_ROUNDS = 20
 MAX_BACKOFF = 300.0
 DESTROY_POLL = 1.0
 DESTROY_POLL_MAX = 30.0
+# A namespace still terminating this long after the request closed (a finalizer may hold
+# it for hours) is said on the request — "being removed", no link — until it is gone.
+DESTROY_REPORT_AFTER = 10.0
 # After a rollout failure (say, the image is not pushed yet) keep looking until the deadline:
 # the kubelet keeps retrying, and a staging that comes up after all is reported green.
 FAILED_RECHECK = 15.0
+# Pushes in a burst (a branch rebased and pushed commit by commit, fix-ups from a bot): a
+# staging that already runs a commit is updated once no push has come for this long, to
+# the last one, instead of once per round the burst straddles. A push on its own waits as
+# much; a request's first staging never does.
+PUSH_QUIET = 0.3
 
 DEPLOY_STATES = {
     Phase.PENDING: DeployState.IN_PROGRESS,
@@ -49,7 +58,7 @@ DEPLOY_STATES = {
     Phase.GONE: DeployState.INACTIVE,
 }
 # Phases that say nothing new about the commit: its check keeps what it last said.
-KEEPS_CHECK = (Phase.ARCHIVED, Phase.GONE)
+KEEPS_CHECK = (Phase.ARCHIVED, Phase.DESTROYING, Phase.GONE)
 # Phases where no staging runs at all, so the host's deployment / environment is retired.
 NOT_RUNNING = (Phase.ARCHIVED, Phase.QUEUED, Phase.GONE)
 
@@ -85,6 +94,9 @@ async def reconcile(ctx: dict[str, Any], key_text: str) -> str:
         logs.bind(last_delivery=record.get("last_delivery") if record else "")
         if record is None:
             return "unknown staging"
+        settling = _pushes_settling(svc, record)
+        if settling:
+            raise Retry(defer=settling)  # each push of the burst brings the job back at once
         try:
             outcome = await converge(svc, record)
         except TemporaryError as exc:
@@ -110,6 +122,20 @@ async def reconcile(ctx: dict[str, Any], key_text: str) -> str:
             raise Retry(defer=outcome.recheck_in)
         return outcome.summary
     raise Retry(defer=1.0)  # events keep arriving: yield the slot, come back at once
+
+
+def _pushes_settling(svc: Services, record: StagingRecord) -> float:
+    """How long to wait for the pushes to a deployed staging to settle (`PUSH_QUIET`): the
+    last event, not yet handled, is a push that came less than that long ago. Web and
+    worker clocks may differ: an event from the future does not hold anything up."""
+    if record.get("last_event") != Kind.PR_SYNCHRONIZED.value or not record.get("sha"):
+        return 0.0
+    if record.get("phase") in lifecycle.NOT_RUNNING:  # nothing up to update: deploy at once
+        return 0.0
+    if record.number("handled") == record.generation:
+        return 0.0
+    age = svc.clock() - float(record.get("event_at") or 0)  # stored to the millisecond
+    return PUSH_QUIET - age if 0 <= age < PUSH_QUIET - 0.001 else 0.0
 
 
 async def converge(svc: Services, record: StagingRecord) -> Outcome:
@@ -392,6 +418,8 @@ async def teardown(work: Work) -> Outcome:
             await _notify(work, Phase.DESTROYING, "")
             await _history(work, "destroy", "started", "")
         waited = now - float(record.get("destroy_started") or now)
+        if waited >= DESTROY_REPORT_AFTER and reported:
+            await _report(work, Phase.DESTROYING, "")  # once: the same report is not rewritten
         # A namespace held by a finalizer can terminate for hours: poll less and less often.
         return Outcome(
             "namespace terminating", recheck_in=min(DESTROY_POLL_MAX, max(DESTROY_POLL, waited / 5))
@@ -505,7 +533,7 @@ async def _report(work: Work, phase: Phase, reason: str) -> None:
         # then the URL still serves what ran before, and the check run says in progress.
         or (phase in lifecycle.UNDER_WAY and known is None)
     )
-    if nothing_deployed or work.target is None:
+    if nothing_deployed or phase is Phase.DESTROYING or work.target is None:
         await svc.store.update(key, {"reported": signature})
         return  # nothing deployed for GitHub to mark inactive, or nothing to deploy
     environment = environment_name(svc.config, pr)
@@ -571,7 +599,7 @@ async def _tolerant(write: Awaitable[T], key: StagingKey, what: str) -> T | None
 
 def _reported_sha(work: Work, phase: Phase) -> str:
     """A torn-down staging is reported on the commit it ran, not the request's last head."""
-    if phase is Phase.GONE:
+    if phase in (Phase.GONE, Phase.DESTROYING):
         return work.record.get("sha") or work.pr.head_sha
     return work.pr.head_sha
 

@@ -23,7 +23,7 @@ from bot.store import Store
 from bot.sweep import sweep
 from bot.web import update_for
 from handlers import actions
-from handlers.reconcile import reconcile
+from handlers.reconcile import PUSH_QUIET, reconcile
 from tests.fakes.recording import RecordingHost, RecordingProvisioner, host_of, prov_of
 from tests.helpers import REPO, REPO_ID, comment_payload, make_config, pr_payload
 
@@ -68,11 +68,15 @@ async def deliver(svc: Services, event_name: str, payload: dict[str, Any]) -> No
 
 
 async def settle(svc: Services, key: StagingKey = KEY) -> None:
-    """Run the staging's reconcile job until it neither loops nor asks to come back soon."""
+    """Run the staging's reconcile job until it neither loops nor asks to come back soon.
+    A push's quiet time (`PUSH_QUIET`) passes on the injected clock, as it would."""
     for _ in range(10):
         try:
             await reconcile({"services": svc}, str(key))
-        except Retry:
+        except Retry as retry:
+            wait = (retry.defer_score or 0) / 1000
+            if wait <= PUSH_QUIET:
+                at(svc, svc.clock() + wait)
             continue
         return
     pytest.fail(f"the job of {key} never settled: it still asks to come back")

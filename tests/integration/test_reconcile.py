@@ -14,7 +14,7 @@ from bot.hosts.github_sansio import parse_delivery
 from bot.model import CheckState, DeployState, Phase, RepoRef, Rollout, StagingKey
 from bot.services import Services
 from bot.web import update_for
-from handlers.reconcile import FAILED_RECHECK, reconcile
+from handlers.reconcile import DESTROY_REPORT_AFTER, FAILED_RECHECK, PUSH_QUIET, reconcile
 from tests.fakes.recording import host_of, prov_of
 from tests.helpers import REPO, REPO_ID, pr_payload
 
@@ -22,11 +22,19 @@ REPO_REF = RepoRef("github", REPO_ID, REPO)
 KEY = StagingKey("github", REPO_ID, 2)
 SHA1 = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 SHA2 = "2" * 40
+SHA3 = "3" * 40
+SHA4 = "4" * 40
 
 
 async def deliver(svc: Services, action: str, sha: str | None = None) -> None:
     (event,) = parse_delivery("pull_request", pr_payload(action, sha)).events
     await svc.store.record_delivery(f"d-{time.monotonic_ns()}", 60, [update_for(event, 0)])
+
+
+async def deliver_at(svc: Services, action: str, sha: str, now: float) -> None:
+    """A delivery stamped `now` (`deliver` stamps 0: long ago)."""
+    (event,) = parse_delivery("pull_request", pr_payload(action, sha)).events
+    await svc.store.record_delivery(f"d-{time.monotonic_ns()}", 60, [update_for(event, now)])
 
 
 async def run(svc: Services) -> float | None:
@@ -131,6 +139,72 @@ async def test_a_push_to_a_failed_staging_says_at_once_that_it_deploys_again(
 
     (comment,) = host.comments.values()
     assert "being deployed" in comment and "crash-looping" not in comment
+
+
+async def test_a_burst_of_pushes_is_deployed_once_at_its_last_commit(svc: Services) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    now = 1_000_000.0
+    svc.clock = lambda: now
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    assert [t.sha for t in prov.applied] == [SHA1]
+
+    for i, sha in enumerate((SHA2, SHA3, SHA4)):  # 100 ms apart
+        host.push(2, sha)
+        await deliver_at(svc, "synchronize", sha, now)
+        wait = await run(svc)  # the job comes back once no push came for PUSH_QUIET
+        assert wait == pytest.approx(PUSH_QUIET, abs=0.002), i
+        assert [t.sha for t in prov.applied] == [SHA1]
+        assert host.calls.count("get_pull") == 1  # not even the request was read
+        now += 0.1
+
+    now += PUSH_QUIET
+    await run(svc), await run(svc)
+    assert [t.sha for t in prov.applied] == [SHA1, SHA4]
+    assert await phase(svc) == Phase.RUNNING
+    assert SHA2 not in [sha for sha, _ in host.checks.values()]  # no check on skipped ones
+
+
+async def test_a_first_staging_is_never_held_for_pushes(svc: Services) -> None:
+    prov = prov_of(svc)
+    svc.clock = lambda: 1_000_000.0
+    host_of(svc).push(2, SHA2)
+    await deliver_at(svc, "synchronize", SHA2, 1_000_000.0)  # before `opened` arrived
+    await run(svc)
+    assert [t.sha for t in prov.applied] == [SHA2]
+
+
+async def test_a_namespace_slow_to_terminate_is_said_on_the_request_without_its_link(
+    svc: Services,
+) -> None:
+    host, prov = host_of(svc), prov_of(svc)
+    now = 1_000_000.0
+    svc.clock = lambda: now
+    await deliver(svc, "opened")
+    await run(svc), await run(svc)
+    host.close(2)
+    await deliver(svc, "closed")
+    prov.destroy_rounds = 1_000  # a finalizer holds the namespace
+
+    assert await run(svc) is not None
+    (comment,) = host.comments.values()
+    assert "running" in comment  # a namespace usually goes within seconds: not said yet
+
+    now += DESTROY_REPORT_AFTER
+    assert await run(svc) is not None
+    (comment,) = host.comments.values()
+    assert "being removed" in comment and "staging.example.com" not in comment
+    assert host.check_on(SHA1).state is CheckState.SUCCESS  # what ran keeps its green check
+    said = len(host.calls)
+    now += 30
+    assert await run(svc) is not None
+    assert [c for c in host.calls[said:] if c != "get_pull"] == []  # said once
+
+    prov.destroy_rounds = 0
+    assert await run(svc) is None
+    (comment,) = host.comments.values()
+    assert "gone" in comment
+    assert host.check_on(SHA1).state is CheckState.SUCCESS
 
 
 async def test_a_late_event_for_an_older_sha_cannot_roll_the_staging_back(svc: Services) -> None:
