@@ -164,6 +164,9 @@ class RepoConfig:
     drafts: bool | None = None
     wait_for: tuple[str, ...] | None = None
     wait_for_image: bool | None = None
+    # Stagings of this repository deployed at once, in place of staging.max_active_per_repo
+    # (0: no limit of its own; staging.max_active still counts them).
+    max_active: int | None = None
 
     def __post_init__(self) -> None:
         _casefold(self)
@@ -593,7 +596,10 @@ def _repo_problems(where: str, repo: RepoConfig) -> list[str]:
     ]
     if repo.host in HOSTS:  # the repository's shape depends on its host
         checks.append((f"{where}.repo", repo.repo, partial(parse.check_repo_path, repo.host)))
-    return parse.run_checks(checks)
+    problems = parse.run_checks(checks)
+    if repo.max_active is not None and repo.max_active < 0:
+        problems.append(f"{where}.max_active: expected at least 0, got {repo.max_active}")
+    return problems
 
 
 def _validate(config: Config) -> list[str]:

@@ -34,6 +34,26 @@ def refused_reason(why: str, remedy: str) -> str:
     return f"not archived: {why}; to archive, {remedy}"
 
 
+class ArchiveFailed(ArchiveRefused):
+    """An archive that failed for good once under way (the cluster refused a change: a 403
+    from RBAC, a 422; the archive program exited non-zero, not 75). It takes the refusal's
+    path — said once, the decision dropped, not retried by the sweep — in its own words:
+    `why` it failed (fit for the request: no response body, secrets masked), `state` what
+    the staging was left like, `partly` when some workloads stay scaled to zero."""
+
+    def __init__(self, why: str, state: str, partly: bool = False) -> None:
+        PermanentError.__init__(self, failed_reason(why, state))
+        self.why = why
+        self.remedy = ""
+        self.state = state
+        self.partly = partly
+
+
+def failed_reason(why: str, state: str) -> str:
+    """A failed archive in one line, as logs, the history and the API say it."""
+    return f"archive failed: {why}" + (f"; {state}" if state else "")
+
+
 class TemporaryError(Exception):
     """A failure that may pass: retry, no sooner than `delay` seconds when the server said so."""
 

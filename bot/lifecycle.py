@@ -6,7 +6,8 @@ fields written like a person's command (`handlers.plan`): an idle staging is arc
 the decision `archive`, an archived one past its retention removed by the decision
 `destroy` (which lasts until a push or `deploy`), and the reconcile job acts on them.
 
-An archive the provisioner refuses (it would delete data: `bot.errors.ArchiveRefused`) is
+An archive the provisioner refuses (it would delete data: `bot.errors.ArchiveRefused`), or
+that fails for good (`bot.errors.ArchiveFailed`: what it left is recorded too), is
 recorded with the idle deadline it happened under: the idle timer neither warns nor tries
 again for that deadline, only once an activity, a deploy or an extend has moved it. The
 sticky comment says why until the next deploy (which applies the templates as they are
@@ -39,6 +40,10 @@ QUEUE_POSITION = "queue_position"  # 1-based place in the queue for a slot
 ARCHIVE_REFUSED = "archive_refused"  # why the last archive was refused ("" when it was not)
 ARCHIVE_REMEDY = "archive_remedy"  # what would make the staging archivable
 ARCHIVE_REFUSED_FOR = "archive_refused_for"  # the idle deadline it was refused under
+# An archive that failed instead (bot.errors.ArchiveFailed): what the staging was left like
+# ("" for a refusal), and "1" when some workloads stay scaled to zero (a deploy restores).
+ARCHIVE_FAILED = "archive_failed"
+ARCHIVE_PARTLY = "archive_partly"
 
 EVENT_IDLE = "idle"  # `last_event` of what the timers write: the history says "automatic"
 EVENT_RETENTION = "retention"
@@ -73,6 +78,15 @@ REFUSED_NOTE = (
     "⚠️ **Not archived:** {why}. The staging keeps running, its data untouched. To archive "
     "it, {remedy}; or remove it, its data included, with `{prefix} destroy`."
 )
+FAILED_NOTE = (
+    "⚠️ **Archive failed:** {why}. {state}. To archive it, fix the cause and ask again "
+    "with `{prefix} archive`; or remove it, its data included, with `{prefix} destroy`."
+)
+PARTLY_NOTE = (
+    "⚠️ **Archive failed part-way:** {why}. {state}. No data was deleted. Once "
+    "the cause is fixed, `{prefix} archive` finishes archiving; a push or "
+    "`{prefix} redeploy` brings it all back up."
+)
 QUEUED_NOTE = (
     "⏳ Position **{position}** in the queue: it is deployed as soon as a staging is "
     "archived, removed or its request closed."
@@ -104,10 +118,15 @@ class Due:
 
 @dataclass(frozen=True)
 class Limits:
-    """The quotas: 0 means no limit."""
+    """The quotas: 0 means no limit. `own`: the repositories whose `[[repos]]` entry sets
+    a cap of its own (`max_active`), which replaces `per_repo` for them."""
 
     total: int = 0
     per_repo: int = 0
+    own: Mapping[tuple[str, int], int] = field(default_factory=dict)
+
+    def of_repo(self, repo: tuple[str, int]) -> int:
+        return self.own.get(repo, self.per_repo)
 
 
 @dataclass(frozen=True)
@@ -229,26 +248,47 @@ def refused_under(fields: Mapping[str, str], deadline: float) -> bool:
 
 
 def archive_refused(
-    fields: Mapping[str, str], staging: StagingConfig, why: str, remedy: str
+    fields: Mapping[str, str],
+    staging: StagingConfig,
+    why: str,
+    remedy: str,
+    failed: str = "",
+    partly: bool = False,
 ) -> dict[str, str]:
     """What a refused archive records: why, what would help, and the idle deadline it came
-    under (the idle timer does not try again before that deadline moves)."""
+    under (the idle timer does not try again before that deadline moves). A failed one
+    records what the staging was left like (`failed`) instead of a remedy."""
     deadline = idle_deadline(fields, staging)
     return {
         ARCHIVE_REFUSED: why,
         ARCHIVE_REMEDY: remedy,
         ARCHIVE_REFUSED_FOR: "" if deadline is None else _stamp(deadline),
+        ARCHIVE_FAILED: failed,
+        ARCHIVE_PARTLY: "1" if partly else "",
     }
 
 
 # Written by a deploy and by an archive that went through: the refusal no longer holds.
-NOT_REFUSED = {ARCHIVE_REFUSED: "", ARCHIVE_REMEDY: ""}
+NOT_REFUSED = {ARCHIVE_REFUSED: "", ARCHIVE_REMEDY: "", ARCHIVE_FAILED: "", ARCHIVE_PARTLY: ""}
 
 
 def refused_reason(fields: Mapping[str, str]) -> str:
     """The refusal the sticky comment shows, in one line (the API's and dashboard's Why)."""
     why = fields.get(ARCHIVE_REFUSED)
-    return errors.refused_reason(why, fields.get(ARCHIVE_REMEDY, "")) if why else ""
+    if not why:
+        return ""
+    if fields.get(ARCHIVE_FAILED):
+        return errors.failed_reason(why, fields[ARCHIVE_FAILED])
+    return errors.refused_reason(why, fields.get(ARCHIVE_REMEDY, ""))
+
+
+def _refused_note(fields: Mapping[str, str], prefix: str) -> str:
+    why, state = fields[ARCHIVE_REFUSED], fields.get(ARCHIVE_FAILED, "")
+    if not state:
+        remedy = fields.get(ARCHIVE_REMEDY, "")
+        return REFUSED_NOTE.format(why=why, remedy=remedy, prefix=prefix)
+    note = PARTLY_NOTE if fields.get(ARCHIVE_PARTLY) else FAILED_NOTE
+    return note.format(why=why, state=state[:1].upper() + state[1:], prefix=prefix)
 
 
 def notice_stale(fields: Mapping[str, str], staging: StagingConfig) -> bool:
@@ -311,8 +351,7 @@ def sticky_note(
     up = phase not in NOT_RUNNING and phase not in IN_FLIGHT and bool(fields.get("sha"))
     notes = []
     if up and fields.get(ARCHIVE_REFUSED):
-        why, remedy = fields[ARCHIVE_REFUSED], fields.get(ARCHIVE_REMEDY, "")
-        notes.append(REFUSED_NOTE.format(why=why, remedy=remedy, prefix=prefix))
+        notes.append(_refused_note(fields, prefix))
     warned = deadline is not None and fields.get(IDLE_WARNED) == _stamp(deadline)
     # Refused under this deadline: not archived then, so nothing to warn about.
     if up and warned and deadline is not None and not refused_under(fields, deadline):
@@ -337,12 +376,15 @@ def timers_view(fields: Mapping[str, str], staging: StagingConfig) -> dict[str, 
     }
 
 
-def queued_reason(limits: Limits) -> str:
-    """Why a staging waits, naming the quotas that are set."""
+def queued_reason(limits: Limits, repo: tuple[str, int] | None = None) -> str:
+    """Why a staging (of `repo`) waits, naming the quotas that are set for it."""
     parts = []
     if limits.total:
         parts.append(f"at most {limits.total} stagings run at once (staging.max_active)")
-    if limits.per_repo:
+    if repo is not None and repo in limits.own:
+        if limits.own[repo]:
+            parts.append(f"at most {limits.own[repo]} for this repository ([[repos]] max_active)")
+    elif limits.per_repo:
         parts.append(f"at most {limits.per_repo} per repository (staging.max_active_per_repo)")
     return " and ".join(parts) or "waiting for a free slot"
 
@@ -360,7 +402,8 @@ def admissible(
     for key in waiting:
         repo = repo_of(key)
         fits_total = not limits.total or total < limits.total
-        if fits_total and (not limits.per_repo or per_repo.get(repo, 0) < limits.per_repo):
+        cap = limits.of_repo(repo)
+        if fits_total and (not cap or per_repo.get(repo, 0) < cap):
             admitted.append(key)
             total += 1
             per_repo[repo] = per_repo.get(repo, 0) + 1

@@ -89,7 +89,8 @@ DETAIL = {
                 "reason": {
                     **NULLABLE_STRING,
                     "description": "why it is in its state (or why its last archive was "
-                    "refused); null for non-operators when dashboard.show_details is false",
+                    "refused or failed); null for non-operators when dashboard.show_details "
+                    "is false",
                 },
                 "overrides": {
                     "type": "object",
@@ -107,7 +108,7 @@ DETAIL = {
                     "type": ["number", "null"],
                     "description": "unix seconds when it is archived as idle (staging.idle_ttl); "
                     "null when it does not run, idle sleep is off, or its archive was "
-                    "refused under the current deadline",
+                    "refused (or failed) under the current deadline",
                 },
                 "removed_at": {
                     "type": ["number", "null"],

@@ -52,6 +52,16 @@ ARCHIVE_REFUSED = (
     "running, its data untouched. To archive it, {remedy}, then `{prefix} archive` again; "
     "or remove the staging, its data included, with `{prefix} destroy`."
 )
+ARCHIVE_FAILED = (
+    "@{author}, archiving the staging **failed**: {why}. {state}. Once the cause is fixed, "
+    "`{prefix} archive` tries again; or remove the staging, its data included, with "
+    "`{prefix} destroy`."
+)
+ARCHIVE_PARTLY = (
+    "@{author}, archiving the staging **failed part-way**: {why}. {state}. No data was "
+    "deleted. Once the cause is fixed, `{prefix} archive` finishes archiving; a push or "
+    "`{prefix} redeploy` brings it all back up."
+)
 UNSET_UNKNOWN = "@{author}, {keys} {were} not set on this staging."
 TOO_MANY = "@{author}, a staging holds at most {limit} overrides. Nothing was set."
 

@@ -125,19 +125,32 @@ return 1
 # (score: when queued). Claiming and freeing are each one script, so two workers freeing
 # and claiming at once never hand out a slot twice. First come, first served: a slot goes
 # to the oldest waiting staging that fits, each repository within its own quota.
-# KEYS = [slots, waiting]; ARGV = [key, force ("1": it runs already, just count it),
-# max total, max per repository (0: no limit), now]. Returns 0 (holds a slot) or the
-# 1-based position in the queue.
+# A repository whose [[repos]] entry sets max_active has that cap instead of the one per
+# repository: `<p>:repo_caps` (repository -> cap) holds it for the other claims to read,
+# written by each claim of that repository's stagings (so a changed configuration counts
+# from their next claim: all of them claim again when a slot frees or the sweep wakes them).
+# KEYS = [slots, waiting, repo_caps]; ARGV = [key, force ("1": it runs already, just count
+# it), max total, max per repository (0: no limit), now, this repository's own cap ("":
+# none)]. Returns 0 (holds a slot) or the 1-based position in the queue.
 _CLAIM = """
 local key, force = ARGV[1], ARGV[2] == '1'
 local most, most_per_repo, now = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local function repo(k) return string.match(k, '^(.*):[^:]*$') end
+if ARGV[6] == '' then
+  redis.call('HDEL', KEYS[3], repo(key))
+else
+  redis.call('HSET', KEYS[3], repo(key), ARGV[6])
+end
 if redis.call('HEXISTS', KEYS[1], key) == 1 or force then
   redis.call('HSETNX', KEYS[1], key, now)
   redis.call('ZREM', KEYS[2], key)
   return 0
 end
 redis.call('ZADD', KEYS[2], 'NX', now, key)
+local caps, own = {}, redis.call('HGETALL', KEYS[3])
+for i = 1, #own, 2 do
+  caps[own[i]] = tonumber(own[i + 1])
+end
 local total, per_repo = 0, {}
 for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do
   total = total + 1
@@ -146,8 +159,8 @@ end
 local position = 0
 for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   local r = repo(k)
-  local fits = (most == 0 or total < most)
-    and (most_per_repo == 0 or (per_repo[r] or 0) < most_per_repo)
+  local cap = caps[r] or most_per_repo
+  local fits = (most == 0 or total < most) and (cap == 0 or (per_repo[r] or 0) < cap)
   position = position + 1
   if k == key then
     if not fits then
@@ -469,12 +482,22 @@ class Store:
         return [f"{self.prefix}:slots", f"{self.prefix}:waiting"]
 
     async def claim(
-        self, key: StagingKey, *, runs: bool, most: int, most_per_repo: int, now: float
+        self,
+        key: StagingKey,
+        *,
+        runs: bool,
+        most: int,
+        most_per_repo: int,
+        now: float,
+        own: int | None = None,
     ) -> int:
         """Take a slot for `key` (one it `runs` already is only counted): 0 when it holds
-        one, else its 1-based position in the queue, which it joins if it was not in it."""
+        one, else its 1-based position in the queue, which it joins if it was not in it.
+        `own`: its repository's own cap, in place of `most_per_repo` (None: it has none)."""
         args = [str(key), "1" if runs else "0", str(most), str(most_per_repo), f"{now:.3f}"]
-        return int(await self._claim(keys=self._slots, args=args))
+        args.append("" if own is None else str(own))
+        keys = [*self._slots, f"{self.prefix}:repo_caps"]
+        return int(await self._claim(keys=keys, args=args))
 
     async def release(self, key: StagingKey) -> list[StagingKey]:
         """Free `key`'s slot or leave the queue; the stagings still waiting when it did."""

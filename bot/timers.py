@@ -146,8 +146,9 @@ async def _resync_slots(
     if changed and not await svc.store.resync_slots(missing, stale, leave, holders):
         return []  # a slot was claimed or freed meanwhile: the next sweep looks again
     staging = svc.config.staging
-    quota = lifecycle.Limits(staging.max_active, staging.max_active_per_repo)
     still_waiting = [key for key in waiting if key not in leave]
+    caps = _own_caps(svc, still_waiting, records)
+    quota = lifecycle.Limits(staging.max_active, staging.max_active_per_repo, caps)
     counted = [key for key in {*holders, *missing} if key not in stale]
     fits = lifecycle.admissible(still_waiting, counted, quota)
     woken = sorted({*fits, *lost})
@@ -158,6 +159,18 @@ async def _resync_slots(
                 svc.queue, svc.config.redis.key_prefix, key, expedite=False
             )
     return woken
+
+
+def _own_caps(
+    svc: Services, keys: list[StagingKey], records: Mapping[StagingKey, StagingRecord]
+) -> dict[tuple[str, int], int]:
+    """The waiting stagings' repositories whose [[repos]] entry sets a cap of its own."""
+    caps = {}
+    for key in keys:
+        entry = svc.config.repo(key.host, records[key].get("repo"))
+        if entry is not None and entry.max_active is not None:
+            caps[lifecycle.repo_of(key)] = entry.max_active
+    return caps
 
 
 def _not_queued(record: StagingRecord) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from arq import Retry
 
 from bot import lifecycle, logs, report
-from bot.errors import ArchiveRefused, ClusterError, PermanentError, TemporaryError
+from bot.errors import ArchiveFailed, ArchiveRefused, ClusterError, PermanentError, TemporaryError
 from bot.events import Kind
 from bot.hosts.base import GitHost
 from bot.model import CheckState, DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
@@ -277,7 +277,8 @@ async def deploy(work: Work) -> Outcome:
         await _report(work, Phase.PENDING if creating else Phase.DEPLOYING, "")
     built = bool(record.get("sha")) and not creating  # the command provisioner's update
     try:
-        if was is Phase.ARCHIVED:
+        # A failed archive may have left some workloads scaled to zero: bring them back.
+        if was is Phase.ARCHIVED or record.get(lifecycle.ARCHIVE_PARTLY):
             await svc.provisioner.restore(target)
         await svc.provisioner.apply(replace(target, built=built))
     except PermanentError as exc:
@@ -333,8 +334,10 @@ async def archive(work: Work) -> Outcome:
         return Outcome("nothing to archive")
     try:
         await svc.provisioner.archive(target)
-    except ArchiveRefused as refused:
+    except ArchiveRefused as refused:  # an ArchiveFailed too: said once, not retried
         return await _archive_refused(work, refused)
+    except PermanentError as exc:  # a provisioner that does not say what it left
+        return await _archive_refused(work, ArchiveFailed(exc.reason, UNKNOWN_STATE))
     await upkeep.free_slot(svc, record.key)
     # Retention's start; a refusal said earlier no longer holds.
     await svc.store.update(
@@ -345,16 +348,21 @@ async def archive(work: Work) -> Outcome:
     return await _finish(work, Phase.ARCHIVED, reason)
 
 
+# What a failed archive left, when the provisioner does not say.
+UNKNOWN_STATE = "what was changed before it failed is not known: it is still taken as running"
+
+
 async def _archive_refused(work: Work, refused: ArchiveRefused) -> Outcome:
-    """Nothing was changed (archiving would delete data, or this provisioner cannot): the
-    staging keeps running. Said once — history, sticky comment, and a reply to a command —
-    and not tried again on every sweep: the decision is dropped, and the idle timer waits
+    """Nothing was changed (archiving would delete data, or this provisioner cannot), or
+    the archive failed for good (`ArchiveFailed`: what it left is in its words): the
+    staging is not archived. Said once — history, sticky comment, and a reply to a command
+    — and not tried again on every sweep: the decision is dropped, and the idle timer waits
     for its deadline to move (bot.lifecycle)."""
     svc, record = work.svc, work.record
     log.warning("staging %s %s", record.key, refused.reason)
-    await _history(
-        work, "archive", "refused", refused.reason, by=record.get(plan.DECISION_BY) or "automatic"
-    )
+    result = "failed" if isinstance(refused, ArchiveFailed) else "refused"
+    by = record.get(plan.DECISION_BY) or "automatic"
+    await _history(work, "archive", result, refused.reason, by=by)
     await upkeep.refuse_archive(svc, work.host, work.pr, record, refused)
     await _report(work, work.phase, record.get("reason"))  # the sticky comment's note
     return Outcome(refused.reason)
@@ -366,7 +374,8 @@ async def wait_in_queue(work: Work, position: int) -> Outcome:
     if work.phase is not Phase.QUEUED:
         fields[upkeep.QUEUED_FROM] = build.effective_phase(work.record).value
     await work.svc.store.update(work.record.key, fields)
-    reason = lifecycle.queued_reason(upkeep.limits(work.svc))
+    limits = upkeep.limits(work.svc, work.record)
+    reason = lifecycle.queued_reason(limits, lifecycle.repo_of(work.record.key))
     if work.phase is Phase.QUEUED:
         await _report(work, Phase.QUEUED, reason)  # its place may have changed
         return Outcome(f"queued at position {position}")

@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 from bot import lifecycle, queue, replies
-from bot.errors import ArchiveRefused, PermanentError
+from bot.errors import ArchiveFailed, ArchiveRefused, PermanentError
 from bot.hosts.base import GitHost
 from bot.lifecycle import Limits
 from bot.model import Phase, PullRequest, StagingKey
@@ -26,9 +26,18 @@ log = logging.getLogger("stagingbot.upkeep")
 QUEUED_FROM = "queued_from"  # the phase a staging was in when it joined the queue
 
 
-def limits(svc: Services) -> Limits:
+def limits(svc: Services, record: StagingRecord) -> Limits:
+    """The quotas the staging is under: its repository's own cap, if it has one."""
     staging = svc.config.staging
-    return Limits(staging.max_active, staging.max_active_per_repo)
+    own = own_cap(svc, record)
+    caps = {} if own is None else {lifecycle.repo_of(record.key): own}
+    return Limits(staging.max_active, staging.max_active_per_repo, caps)
+
+
+def own_cap(svc: Services, record: StagingRecord) -> int | None:
+    """The staging's repository's own `max_active` ([[repos]]), None when it has none."""
+    entry = svc.config.repo(record.key.host, record.get("repo"))
+    return None if entry is None else entry.max_active
 
 
 def phase_before_queue(record: StagingRecord, phase: Phase) -> Phase:
@@ -59,13 +68,14 @@ def sticky_note(svc: Services, record: StagingRecord, phase: Phase) -> str:
 
 async def take_slot(svc: Services, record: StagingRecord) -> int:
     """0 when the staging may be deployed (it holds a slot), else its place in the queue."""
-    quota = limits(svc)
+    staging = svc.config.staging
     return await svc.store.claim(
         record.key,
         runs=lifecycle.runs(record.fields),
-        most=quota.total,
-        most_per_repo=quota.per_repo,
+        most=staging.max_active,
+        most_per_repo=staging.max_active_per_repo,
         now=svc.clock(),
+        own=own_cap(svc, record),
     )
 
 
@@ -116,18 +126,28 @@ DECIDED = (
 async def refuse_archive(
     svc: Services, host: GitHost, pr: PullRequest, record: StagingRecord, refused: ArchiveRefused
 ) -> None:
-    """The provisioner refused to archive, before changing anything: record why (the idle
-    timer does not try again under the same deadline), answer the person whose comment
-    asked, and drop the archive decision, so that neither this job nor the sweep tries again
-    (`/staging archive` does). A decision written meanwhile is left for the next round."""
+    """The provisioner refused to archive, before changing anything, or the archive failed
+    for good (`ArchiveFailed`, with what it left): record why (the idle timer does not try
+    again under the same deadline), answer the person whose comment asked, and drop the
+    archive decision, so that neither this job nor the sweep tries again (`/staging
+    archive` does). A decision written meanwhile is left for the next round."""
     staging, prefix = svc.config.staging, svc.config.commands.prefix
-    fields = lifecycle.archive_refused(record.fields, staging, refused.why, refused.remedy)
+    failed = refused if isinstance(refused, ArchiveFailed) else None
+    state, partly = (failed.state, failed.partly) if failed else ("", False)
+    fields = lifecycle.archive_refused(
+        record.fields, staging, refused.why, refused.remedy, state, partly
+    )
     await svc.store.update(record.key, fields)
     by = record.get(plan.DECISION_BY)
     if by and record.get(plan.DECISION_VIA) == plan.BY_COMMENT:
-        text = replies.ARCHIVE_REFUSED.format(
-            author=by, why=refused.why, remedy=refused.remedy, prefix=prefix
-        )
+        if failed is not None:
+            answer = replies.ARCHIVE_PARTLY if partly else replies.ARCHIVE_FAILED
+            shown = state[:1].upper() + state[1:]
+            text = answer.format(author=by, why=failed.why, state=shown, prefix=prefix)
+        else:
+            text = replies.ARCHIVE_REFUSED.format(
+                author=by, why=refused.why, remedy=refused.remedy, prefix=prefix
+            )
         try:
             await host.reply(pr.repo, pr.number, replies.reply(text))
         except PermanentError as exc:  # a locked conversation: the sticky comment says it

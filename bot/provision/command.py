@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 
 from bot.config import CommandConfig, Config, Secret
-from bot.errors import ArchiveRefused, ClusterError, PermanentError
+from bot.errors import ArchiveFailed, ArchiveRefused, ClusterError, PermanentError
 from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
 from bot.provision.base import Link, StepOutput
 from bot.provision.command_config import INHERITED
@@ -38,6 +38,11 @@ HEALTH_CONCURRENCY = 4  # `check`s the sweep runs at once
 KEY = re.compile(r"[A-Z_][A-Z0-9_]*")
 NOT_ARCHIVABLE = "archiving is not configured for the command provisioner"
 MAKE_ARCHIVABLE = "set command.archive and command.restore in the bot's configuration"
+# What a failed archive program left: only the program knows.
+ARCHIVE_LEFT = (
+    "the archive program may have changed part of the staging before it failed (its output "
+    "is in the staging's history): it is still taken as running"
+)
 
 
 class CommandProvisioner:
@@ -105,7 +110,11 @@ class CommandProvisioner:
     async def archive(self, target: Target) -> None:
         if self._settings.archive is None:
             raise ArchiveRefused(NOT_ARCHIVABLE, MAKE_ARCHIVABLE)
-        self._raise_if_failed("archive", await self._run("archive", target))
+        result = await self._run("archive", target)
+        try:
+            self._raise_if_failed("archive", result)  # exit 75: a ClusterError, tried again
+        except PermanentError as exc:  # its output masked of secrets by run_step
+            raise ArchiveFailed(exc.reason, ARCHIVE_LEFT) from exc
 
     async def restore(self, target: Target) -> None:
         if self._settings.restore is not None:  # unset only with archive unset: never archived

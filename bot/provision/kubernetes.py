@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Awaitable, Iterable, Sequence
@@ -15,7 +16,7 @@ from kubernetes.aio.client import ApiException
 from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
 from bot import metrics, naming
-from bot.errors import ClusterError, PermanentError, TemporaryError, classify_http
+from bot.errors import ArchiveFailed, ClusterError, PermanentError, TemporaryError, classify_http
 from bot.model import ClusterStaging, Phase, Rollout, StagingKey, Target
 from bot.provision import access, archive, decisions, health, inventory, overrides, render
 from bot.provision.access import Access
@@ -63,6 +64,24 @@ APPLY_ORDER = (
 )
 TERMINATING_MESSAGE = "namespace {namespace} is still terminating"
 ARCHIVED_REASON = "archived: scaled to zero"
+# What a failed archive left (bot.errors.ArchiveFailed): the staging's state, in words.
+NOTHING_STOPPED = "nothing was scaled down: the staging keeps running, its data untouched"
+STOPPED_AND_BACK = (
+    "{which} had been scaled down and {were} scaled back up: the staging keeps running, "
+    "its data untouched"
+)
+PARTLY_STOPPED = (
+    "partly archived: {which} {are} scaled down, the rest still runs "
+    "(scaling back up failed too: {undo})"
+)
+STILL_MARKED = (
+    "its workloads run again, but its namespace is still marked archived (so an apply would "
+    "archive it; clearing the mark failed: {undo})"
+)
+MAYBE_STOPPED = (
+    "it may be partly archived: what is scaled down could not be read "
+    "(scaling back up failed too: {undo})"
+)
 NOT_OURS_MESSAGE = (
     "namespace {namespace} exists but is not labelled as this staging's "
     "(instance {instance!r}); refusing to {action} it"
@@ -332,23 +351,60 @@ class KubernetesProvisioner:
         The namespace is marked first (so an apply meanwhile archives too), then each object.
         No namespace, or one terminating: nothing runs, nothing to do. A StatefulSet that
         would delete its volume claims on the way down: refused before anything changes.
+        A change the cluster refuses for good (a 403 from RBAC, a 422): what this attempt
+        or an earlier one scaled down is scaled back up (`restore`), and `ArchiveFailed`
+        says what is left; temporary errors propagate (a retry carries on where it stopped).
         """
         namespace = await self._namespace(target)
         if namespace is None or _terminating(namespace):
             return
-        _check_ours(namespace, target, "archive")
-        await self._grant_access(target)
-        statefulsets = await self._list_labelled(target, _kind_ids((archive.STATEFULSET,)))
+        try:
+            _check_ours(namespace, target, "archive")
+            await self._grant_access(target)
+            statefulsets = await self._list_labelled(target, _kind_ids((archive.STATEFULSET,)))
+        except PermanentError as exc:
+            raise ArchiveFailed(_shown(exc), NOTHING_STOPPED) from exc
         refused = archive.refusal(statefulsets)
         if refused is not None:
             raise refused
-        if not archive.is_archived(namespace):
-            marks = {"metadata": {"annotations": {ANNOTATION_ARCHIVED: "true"}}}
-            await self._merge_patch(namespace, marks, "archive")
-        for obj in await self._list_labelled(target, _kind_ids(archive.ARCHIVED_KINDS)):
-            patch = archive.archive_patch(obj)
-            if patch is not None:
-                await self._merge_patch(obj, patch, "archive")
+        try:
+            if not archive.is_archived(namespace):
+                marks = {"metadata": {"annotations": {ANNOTATION_ARCHIVED: "true"}}}
+                await self._merge_patch(namespace, marks, "archive")
+            for obj in await self._list_labelled(target, _kind_ids(archive.ARCHIVED_KINDS)):
+                patch = archive.archive_patch(obj)
+                if patch is not None:
+                    await self._merge_patch(obj, patch, "archive")
+        except PermanentError as exc:
+            raise await self._archive_failed(target, exc) from exc
+
+    async def _archive_failed(self, target: Target, exc: PermanentError) -> ArchiveFailed:
+        """Put back what is scaled down (never deleting anything), and say what is left."""
+        down: list[str] | None = None
+        try:
+            down = await self._stopped(target)
+            await self.restore(target)
+        except (PermanentError, TemporaryError) as undo:
+            with contextlib.suppress(PermanentError, TemporaryError):
+                down = await self._stopped(target)  # what the restore left, if it can be read
+            if down is None:
+                left = MAYBE_STOPPED.format(undo=_shown(undo))
+            elif not down:
+                left = STILL_MARKED.format(undo=_shown(undo))
+            else:
+                are = "is" if len(down) == 1 else "are"
+                left = PARTLY_STOPPED.format(which=_workloads(down), are=are, undo=_shown(undo))
+            return ArchiveFailed(_shown(exc), left, partly=True)
+        if not down:
+            return ArchiveFailed(_shown(exc), NOTHING_STOPPED)
+        were = "was" if len(down) == 1 else "were"
+        back = STOPPED_AND_BACK.format(which=_workloads(down), were=were)
+        return ArchiveFailed(_shown(exc), back)
+
+    async def _stopped(self, target: Target) -> list[str]:
+        """The staging's workloads archiving stopped ("Deployment web"), as they are now."""
+        found = await self._list_labelled(target, _kind_ids(archive.ARCHIVED_KINDS))
+        return [f"{o['kind']} {o['metadata']['name']}" for o in found if archive.is_archived(o)]
 
     async def restore(self, target: Target) -> None:
         """Brings back the recorded replica counts and un-suspends what archive suspended.
@@ -598,6 +654,32 @@ def _classify(exc: Any, what: str, obj: Obj | None) -> PermanentError | Temporar
             message = "the API server refused it (details withheld for a Secret)"
         return PermanentError(f"invalid manifest: {kind}/{name}: {message}")
     return error
+
+
+def _workloads(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _shown(exc: PermanentError | TemporaryError) -> str:
+    """A failure as the request may read it: the API server's own `Status` message, never
+    an answer that is not one (a proxy's page), which is left out; for the API server out
+    of reach, its status and phrase only (`ClusterError.shown`: no address)."""
+    if isinstance(exc, ClusterError):
+        return exc.shown
+    cause = exc.__cause__
+    if not isinstance(cause, ApiException):
+        return exc.reason
+    body = cause.body.decode("utf-8", "replace") if isinstance(cause.body, bytes) else cause.body
+    try:
+        status = json.loads(body) if isinstance(body, str) else None
+    except ValueError:
+        status = None
+    if isinstance(status, dict):
+        return exc.reason
+    message = str(_status_body(cause.body).get("message") or "")
+    if message and exc.reason.endswith(message):
+        return exc.reason[: -len(message)] + (str(cause.reason or "") or "no Status given")
+    return exc.reason
 
 
 def _status_body(body: Any) -> Obj:

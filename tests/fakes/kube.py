@@ -13,8 +13,10 @@ Test hooks (all thread-safe, callable while the server runs):
   `never_ready(substring)`: Pods whose container image contains `substring` fail the way
   a real cluster shows it (container `waiting` reasons, `PodScheduled=False`, ...);
   `clear_faults()` heals them (the controller re-reads faults on every tick).
-- `fail_next(count, status=503, retry_after=None, path_prefix="")`: the next `count`
-  matching requests answer with that status (`Retry-After` header when given).
+- `fail_next(count, status=503, retry_after=None, path_prefix="", page="")`: the next
+  `count` matching requests answer with that status (`Retry-After` header when given); with
+  `page`, that text as `text/html` instead of a `Status`, as a proxy in front of the API
+  server (an ingress, an auth proxy) answers.
 - `go_down(status=503)` / `come_back()`: the API server is out of reach until it comes
   back: every request answers `status` (as a load balancer in front of a dead API server
   does), or with `status=None` the connection is closed without an answer. The stored
@@ -205,11 +207,13 @@ class ApiError(Exception):
         message: str,
         details: Obj | None = None,
         headers: dict[str, str] | None = None,
+        page: str = "",
     ) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
         self.details = details
         self.headers = headers or {}
+        self.page = page  # answered as text/html instead of a Status (a proxy's answer)
 
     def status(self) -> Obj:
         body: Obj = {
@@ -275,6 +279,7 @@ class _HttpFailure:
     status: int
     retry_after: int | None
     path_prefix: str
+    page: str = ""
 
 
 @dataclass
@@ -557,10 +562,13 @@ class FakeKube:
         status: int = 503,
         retry_after: int | None = None,
         path_prefix: str = "",
+        page: str = "",
     ) -> None:
-        """The next `count` requests whose path starts with `path_prefix` answer `status`."""
+        """The next `count` requests whose path starts with `path_prefix` answer `status`
+        (with `page`: that HTML page, as a proxy in front of the API server answers)."""
         with self._lock:
-            self._http_failures.append(_HttpFailure(count, status, retry_after, path_prefix))
+            failure = _HttpFailure(count, status, retry_after, path_prefix, page)
+            self._http_failures.append(failure)
 
     def go_down(self, status: int | None = 503) -> None:
         """Every request fails until `come_back()`: answered `status`, or (None) dropped."""
@@ -628,7 +636,7 @@ class FakeKube:
 
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], Obj]:
+    ) -> tuple[int, dict[str, str], Obj | str]:
         parts = urlsplit(raw_path)
         query = parse_qs(parts.query, keep_blank_values=True)
         content_type = headers.get("content-type", "")
@@ -648,7 +656,7 @@ class FakeKube:
                     raise ApiError(401, "Unauthorized", "Unauthorized")
                 return self._route(method, parts.path, query, content_type, body)
             except ApiError as err:
-                return err.code, err.headers, err.status()
+                return err.code, err.headers, err.page or err.status()
 
     def _injected_failure(self, path: str) -> None:
         for failure in self._http_failures:
@@ -657,6 +665,8 @@ class FakeKube:
                 headers = {}
                 if failure.retry_after is not None:
                     headers["Retry-After"] = str(failure.retry_after)
+                if failure.page:
+                    raise ApiError(failure.status, "", "", None, headers, page=failure.page)
                 if failure.status == 429:
                     raise ApiError(
                         429,
@@ -1759,9 +1769,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionDropped:
             self.close_connection = True  # no answer at all, as from a dead API server
             return
-        data = json.dumps(payload).encode()
+        html = isinstance(payload, str)  # a proxy's page, not the API server's JSON
+        data = payload.encode() if html else json.dumps(payload).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if html else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Audit-Id", str(uuid.uuid4()))
         for key, value in extra.items():

@@ -15,6 +15,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from bot import lifecycle
+from bot.config import RepoConfig
 from bot.hosts.base import Access
 from bot.hosts.github_sansio import parse_delivery
 from bot.model import Phase, RepoRef, StagingKey
@@ -257,6 +258,60 @@ async def test_two_workers_claiming_at_once_never_get_more_slots_than_the_quota(
     assert sorted(again)[:3] == [0, 0, 1]  # two slots freed: the two oldest waiting got them
     holders, _ = await svc.store.slots()
     assert len(holders) == 3 and first in holders
+
+
+async def test_a_repository_s_own_cap_holds_in_the_claims_of_other_repositories(
+    svc: Services,
+) -> None:
+    a1, a2 = StagingKey("github", REPO_ID, 1), StagingKey("github", REPO_ID, 2)
+    b1, b2 = StagingKey("github", 99, 1), StagingKey("github", 99, 2)
+    claim = svc.store.claim
+    assert await claim(a1, runs=False, most=3, most_per_repo=0, now=T0, own=1) == 0
+    assert await claim(a2, runs=False, most=3, most_per_repo=0, now=T0 + 1, own=1) == 1
+    # #2 of the first repository does not fit its own cap: no slot is kept for it.
+    assert await claim(b1, runs=False, most=3, most_per_repo=0, now=T0 + 2) == 0
+    assert await claim(b2, runs=False, most=3, most_per_repo=0, now=T0 + 3) == 0
+    holders, waiting = await svc.store.slots()
+    assert set(holders) == {a1, b1, b2} and list(waiting) == [a2]
+
+    assert await svc.store.release(a1) == [a2]
+    assert await claim(a2, runs=False, most=3, most_per_repo=0, now=T0 + 4, own=1) == 0
+
+
+async def test_an_own_cap_of_zero_lifts_the_per_repository_one_for_that_repository(
+    svc: Services,
+) -> None:
+    a1, a2 = StagingKey("github", REPO_ID, 1), StagingKey("github", REPO_ID, 2)
+    b1, b2 = StagingKey("github", 99, 1), StagingKey("github", 99, 2)
+    claim = svc.store.claim
+    assert await claim(a1, runs=False, most=0, most_per_repo=1, now=T0, own=0) == 0
+    assert await claim(a2, runs=False, most=0, most_per_repo=1, now=T0 + 1, own=0) == 0
+    assert await claim(b1, runs=False, most=0, most_per_repo=1, now=T0 + 2) == 0
+    assert await claim(b2, runs=False, most=0, most_per_repo=1, now=T0 + 3) == 1
+
+
+async def test_the_sweep_wakes_a_waiting_staging_by_its_repository_s_own_cap(
+    svc: Services,
+) -> None:
+    shop = RepoConfig(host="github", repo=REPO, max_active=1)
+    staging = replace(svc.config.staging, max_active_per_repo=5)
+    svc.config = replace(svc.config, staging=staging, repos=(shop,))
+    await deployed(svc)
+    other = StagingKey("github", REPO_ID, 3)
+    host_of(svc).open_pull(REPO_REF, 3, SHA2, branch="three")
+    payload = pr_payload("opened", SHA2)
+    payload["number"] = payload["pull_request"]["number"] = 3
+    await deliver(svc, "pull_request", payload)
+    await settle(svc, other)
+    record = await svc.store.load(other)
+    assert record is not None and record.get("phase") == Phase.QUEUED
+    assert f"wake {other}: a slot is free" not in (await sweep(svc)).lines()
+
+    svc.config = replace(svc.config, repos=(replace(shop, max_active=2),))  # raised, restarted
+    assert f"wake {other}: a slot is free" in (await sweep(svc)).lines()
+    await settle(svc, other)
+    record = await svc.store.load(other)
+    assert record is not None and record.get("phase") == Phase.RUNNING
 
 
 async def test_a_staging_running_before_the_quota_is_counted_by_the_sweep(

@@ -522,6 +522,60 @@ def test_a_repository_inherits_each_rule_it_does_not_set() -> None:
     assert app == Rules("", frozenset({"wip"}), frozenset(), False)
 
 
+def test_a_repository_may_set_its_own_max_active_in_place_of_the_per_repo_one(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        [staging]
+        max_active_per_repo = 3
+        [[repos]]
+        host = "github"
+        repo = "acme/shop"
+        max_active = 1
+        [[repos]]
+        host = "github"
+        repo = "acme/docs"
+        max_active = 0
+        [[repos]]
+        host = "github"
+        repo = "acme/blog"
+        """,
+    )
+    config = load_config(path, REQUIRED)
+
+    assert [repo.max_active for repo in config.repos] == [1, 0, None]
+    assert config.staging.max_active_per_repo == 3
+
+
+def test_max_active_in_repos_json_is_read_and_null_leaves_it_unset() -> None:
+    repos = [
+        {"host": "github", "repo": "a/b", "max_active": 2},
+        {"host": "github", "repo": "a/c", "max_active": None},
+    ]
+    config = load_config(None, env(REPOS=json.dumps(repos)))
+
+    assert [repo.max_active for repo in config.repos] == [2, None]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("-1", "repos[0].max_active: expected at least 0, got -1"),
+        ('"2"', 'repos[0].max_active: expected an integer, got "2"'),
+        ("1.5", "repos[0].max_active: expected an integer, got 1.5"),
+        ("true", "repos[0].max_active: expected an integer, got true"),
+    ],
+)
+def test_a_wrong_max_active_in_a_repos_entry_names_the_key(
+    tmp_path: Path, value: str, expected: str
+) -> None:
+    path = write(tmp_path, f"[[repos]]\nhost = 'github'\nrepo = 'a/b'\nmax_active = {value}\n")
+
+    assert error_of(path, REQUIRED).splitlines() == [expected]
+
+
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
@@ -669,7 +723,7 @@ def test_the_redacted_view_is_json_and_shows_unset_secrets_as_empty() -> None:
         {"host": "github", "repo": "a/b", "manifests": None, "image": None}
         | {"base_domain": None, "enabled": True}
         | {"require_label": None, "skip_labels": None, "skip_authors": None, "drafts": None}
-        | {"wait_for": None, "wait_for_image": None}
+        | {"wait_for": None, "wait_for_image": None, "max_active": None}
     ]
     assert view["server"]["port"] == 8080
     assert view["staging"]["skip_labels"] == [] and view["commands"]["secret_keys"] == []

@@ -215,6 +215,34 @@ def test_the_sticky_comment_says_why_it_was_not_archived_until_the_next_deploy()
     )
 
 
+def failed(fields: dict[str, str], partly: bool = False) -> dict[str, str]:
+    """`fields` after an archive that failed for good (a 403), leaving `state`."""
+    why = "archive StatefulSet/db: HTTP 403: forbidden"
+    state = "partly archived: Deployment web is scaled down" if partly else "nothing changed"
+    return {**fields, **lifecycle.archive_refused(fields, STAGING, why, "", state, partly)}
+
+
+def test_a_failed_archive_is_said_as_a_failure_and_not_tried_again_under_its_deadline() -> None:
+    after = failed(warned())
+    for later in (T0 + 3 * DAY, T0 + 3 * DAY + 300):
+        assert due(KEY, after, STAGING, later, "/s") is None
+    note = sticky_note(after, Phase.RUNNING, STAGING, "/s")
+    assert note.startswith("⚠️ **Archive failed:** archive StatefulSet/db: HTTP 403: forbidden.")
+    assert "Nothing changed. To archive it, fix the cause" in note and "`/s archive`" in note
+    assert "Not archived" not in note and "archived at" not in note
+    assert lifecycle.refused_reason(after) == (
+        "archive failed: archive StatefulSet/db: HTTP 403: forbidden; nothing changed"
+    )
+    partly = sticky_note(failed(running(), partly=True), Phase.RUNNING, STAGING, "/s")
+    assert partly.startswith("⚠️ **Archive failed part-way:** archive StatefulSet/db")
+    assert "Partly archived: Deployment web is scaled down. No data was deleted." in partly
+    assert "`/s redeploy`" in partly
+    # A deploy (which restores first) or an archive that goes through forgets it all.
+    deployed = {**failed(running(), partly=True), **lifecycle.NOT_REFUSED}
+    assert sticky_note(deployed, Phase.RUNNING, STAGING, "/s") == ""
+    assert not deployed[lifecycle.ARCHIVE_PARTLY] and lifecycle.refused_reason(deployed) == ""
+
+
 def test_the_sticky_comment_shows_the_queue_position_and_the_retention() -> None:
     queued = running(phase="queued", sha="", queue_position="3")
     assert "Position **3** in the queue" in sticky_note(queued, Phase.QUEUED, STAGING, "/s")
@@ -230,6 +258,29 @@ def test_a_slot_goes_to_the_oldest_waiting_staging_that_fits_its_repository_quot
     assert admissible([a1, a2, b1], held, Limits(total=3, per_repo=1)) == [b1]
     assert admissible([a1, a2, b1], held, Limits(total=1)) == []
     assert admissible([a1, a2, b1], held, Limits()) == [a1, a2, b1]
+
+
+def test_a_repository_with_its_own_cap_is_held_to_it_and_the_others_to_the_per_repo_one() -> None:
+    a1, a2 = StagingKey("github", 1, 1), StagingKey("github", 1, 2)
+    b1, b2 = StagingKey("github", 2, 1), StagingKey("github", 2, 2)
+    held = [StagingKey("github", 1, 9), StagingKey("github", 2, 9)]
+    own_one = Limits(per_repo=3, own={("github", 1): 1})
+    assert admissible([a1, a2, b1, b2], held, own_one) == [b1, b2]
+    unlimited_here = Limits(per_repo=1, own={("github", 1): 0})
+    assert admissible([a1, a2, b1, b2], held, unlimited_here) == [a1, a2]
+    assert admissible([a1, a2, b1, b2], held, replace(unlimited_here, total=3)) == [a1]
+
+
+def test_the_queued_reason_names_the_cap_the_repository_is_under() -> None:
+    shop, docs = ("github", 1), ("github", 2)
+    limits = Limits(total=5, per_repo=3, own={shop: 1})
+    reason = lifecycle.queued_reason
+    assert reason(limits, shop) == (
+        "at most 5 stagings run at once (staging.max_active)"
+        " and at most 1 for this repository ([[repos]] max_active)"
+    )
+    assert "at most 3 per repository (staging.max_active_per_repo)" in reason(limits, docs)
+    assert reason(Limits(per_repo=3, own={shop: 0}), shop) == "waiting for a free slot"
 
 
 @pytest.mark.parametrize(
