@@ -123,3 +123,23 @@ def comment_payload(
     comment["user"] = {**comment["user"], "login": login}
     payload["sender"] = {**payload["sender"], "login": login}
     return payload
+
+
+# What the last round of a job following a rollout writes once it sees it ready (`_finish`
+# and `_report` in handlers/reconcile.py, then `handled`): a wipe just before that round
+# leaves these, and nothing else, in Redis (a partial record).
+JOB_WRITES = (
+    "phase",
+    "reason",
+    "check_sha",
+    "check_state",
+    "check_id",
+    "comment_id",
+    "deployment_sha",
+    "deployment_id",
+    "reported",
+    "check_shas",
+    "deployment_shas",
+    "handled",
+    "attempts",
+)

@@ -21,27 +21,9 @@ from bot.web import update_for
 from handlers import plan
 from handlers.reconcile import reconcile
 from tests.fakes.recording import host_of, prov_of
-from tests.helpers import PR_HEAD, REPO_ID, pr_payload
+from tests.helpers import JOB_WRITES, PR_HEAD, REPO_ID, pr_payload
 
 KEY = StagingKey("github", REPO_ID, 2)
-# What the last round of a job following a rollout writes once it sees it ready (`_finish`
-# and `_report` in handlers/reconcile.py, then `handled`): the fields a wipe just before
-# that round leaves in Redis.
-JOB_WRITES = (
-    "phase",
-    "reason",
-    "check_sha",
-    "check_state",
-    "check_id",
-    "comment_id",
-    "deployment_sha",
-    "deployment_id",
-    "reported",
-    "check_shas",
-    "deployment_shas",
-    "handled",
-    "attempts",
-)
 SLOW = Rollout(ready=False, reason="waiting for deployment web: 0/1 available")
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes.github import FakeGitHub
 from tests.fakes.kube import FakeKube
-from tests.helpers import REPO
+from tests.helpers import JOB_WRITES, REPO
 from tests.reliability.conftest import LeakScan
 from tests.reliability.harness import (
     PREFIX,
@@ -32,24 +32,6 @@ from tests.reliability.harness import (
 
 pytestmark = pytest.mark.reliability
 NUMBER = 2
-# What the last round of a job following a rollout writes once it sees it ready (`_finish`
-# and `_report` in handlers/reconcile.py, then `handled`): a wipe just before that round
-# leaves these, and nothing else, in Redis.
-JOB_WRITES = (
-    "phase",
-    "reason",
-    "check_sha",
-    "check_state",
-    "check_id",
-    "comment_id",
-    "deployment_sha",
-    "deployment_id",
-    "reported",
-    "check_shas",
-    "deployment_shas",
-    "handled",
-    "attempts",
-)
 
 
 async def test_a_partial_record_left_by_a_job_is_rebuilt_without_applying_again(
