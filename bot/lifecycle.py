@@ -84,8 +84,8 @@ FAILED_NOTE = (
 )
 PARTLY_NOTE = (
     "⚠️ **Archive failed part-way:** {why}. {state}. No data was deleted. Once "
-    "the cause is fixed, `{prefix} archive` finishes archiving; a push or "
-    "`{prefix} redeploy` brings it all back up."
+    "the cause is fixed, `{prefix} archive` finishes archiving; a push, "
+    "`{prefix} restore` or `{prefix} redeploy` brings it all back up."
 )
 QUEUED_NOTE = (
     "⏳ Position **{position}** in the queue: it is deployed as soon as a staging is "

@@ -59,8 +59,8 @@ ARCHIVE_FAILED = (
 )
 ARCHIVE_PARTLY = (
     "@{author}, archiving the staging **failed part-way**: {why}. {state}. No data was "
-    "deleted. Once the cause is fixed, `{prefix} archive` finishes archiving; a push or "
-    "`{prefix} redeploy` brings it all back up."
+    "deleted. Once the cause is fixed, `{prefix} archive` finishes archiving; a push, "
+    "`{prefix} restore` or `{prefix} redeploy` brings it all back up."
 )
 UNSET_UNKNOWN = "@{author}, {keys} {were} not set on this staging."
 TOO_MANY = "@{author}, a staging holds at most {limit} overrides. Nothing was set."

@@ -106,7 +106,7 @@ def decide(
     elif action == "archive":
         decision.add(actions.archive(state, head, by, caller.via))
     elif action == "restore":
-        decision.add(actions.restore(state))
+        decision.add(actions.restore(state, f"{caller.via.lower()}-{uuid.uuid4().hex[:12]}"))
     elif action == "destroy":
         decision.add(actions.destroy(head, by))
     else:

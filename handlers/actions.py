@@ -90,7 +90,11 @@ def archive(state: Mapping[str, str], head: str, by: str, via: str = "") -> Effe
     )
 
 
-def restore(state: Mapping[str, str]) -> Effect:
+def restore(state: Mapping[str, str], token: str) -> Effect:
+    """Bring an archived staging back; one a failed archive left partly scaled down is
+    deployed again (`token`, as a redeploy), which scales its workloads back first."""
+    if state.get(lifecycle.ARCHIVE_PARTLY) and has_staging(state):
+        return redeploy(token)
     if not is_archived(state):
         return Effect(refusal=Refusal.NOT_ARCHIVED)
     return Effect({plan.DECISION: ""})

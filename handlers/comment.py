@@ -175,7 +175,8 @@ async def _execute(run: Run, command: Command, comment_id: int) -> None:
         nothing = replies.NOTHING_TO.format(author=author, verb="archive", prefix=run.prefix)
         run.apply(actions.archive(run.state, head, author, plan.BY_COMMENT), nothing)
     elif verb is Verb.RESTORE:
-        run.apply(actions.restore(run.state), replies.NOT_ARCHIVED.format(author=author))
+        restored = actions.restore(run.state, f"comment-{comment_id}")
+        run.apply(restored, replies.NOT_ARCHIVED.format(author=author))
     elif verb is Verb.DESTROY:
         run.apply(actions.destroy(head, author))
     elif verb is Verb.EXTEND:

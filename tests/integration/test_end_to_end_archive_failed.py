@@ -158,8 +158,9 @@ async def test_an_archive_refused_part_way_is_put_back_answered_once_and_not_ret
         assert len(await failures(bot)) == 1 and len(replies(github)) == 1
 
 
+@pytest.mark.parametrize("verb", ["redeploy", "restore"])
 async def test_an_idle_archive_that_cannot_be_put_back_says_partly_archived(
-    config: Config, bot: Bot, github: FakeGitHub, kube: FakeKube
+    config: Config, bot: Bot, github: FakeGitHub, kube: FakeKube, verb: str
 ) -> None:
     github.set_role(REPO, "maintainer", "write")
     async with running_bot(config, bot.prepare) as client:
@@ -191,13 +192,15 @@ async def test_an_idle_archive_that_cannot_be_put_back_says_partly_archived(
         assert bot.archives == 1 and len(await failures(bot)) == 1
         assert sticky(github) == comment
 
-        # RBAC fixed: a redeploy brings it all back up (not archived by the apply).
+        # RBAC fixed: a redeploy or a restore brings it all back up (not archived by the
+        # apply); a restore is not answered "not archived".
         kube.authorize = None
-        await say(client, github, "/staging redeploy", "maintainer")
+        await say(client, github, f"/staging {verb}", "maintainer")
         await eventually(lambda: "Archive failed part-way" not in sticky(github), "the note gone")
         await eventually(lambda: scaled(kube) == (1, 1), "the web Deployment back up")
         await eventually(lambda: "**running**" in sticky(github), "running again")
         assert marked(kube) == [] and claims(kube) == data
+        assert not any("not archived" in reply for reply in replies(github))
 
 
 async def test_a_proxys_page_refusing_the_archive_is_not_shown_on_the_pull_request(

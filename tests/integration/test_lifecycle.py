@@ -352,7 +352,7 @@ async def test_a_restore_beyond_the_quota_waits_then_restores_the_archived_stagi
     await deliver(svc, "pull_request", payload)
     await settle(svc, other)  # #3 takes the slot #2 freed by archiving
 
-    await svc.store.change(KEY, lambda r: actions.restore(r.fields).changes)
+    await svc.store.change(KEY, lambda r: actions.restore(r.fields, "api-1").changes)
     await settle(svc)
     assert await field(svc, "phase") == Phase.QUEUED
     assert await field(svc, lifecycle.QUEUE_POSITION) == "1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot import lifecycle
 from handlers import actions, plan
 from handlers.actions import Refusal
 
@@ -36,9 +37,17 @@ def test_archive_needs_a_staging_that_exists() -> None:
 
 
 def test_restore_needs_an_archived_staging_or_an_archive_decision() -> None:
-    assert actions.restore(RUNNING).refusal is Refusal.NOT_ARCHIVED
-    assert actions.restore({"phase": "archived"}).changes == {plan.DECISION: ""}
-    assert actions.restore({plan.DECISION: plan.ARCHIVE}).changes == {plan.DECISION: ""}
+    assert actions.restore(RUNNING, "api-1").refusal is Refusal.NOT_ARCHIVED
+    assert actions.restore({"phase": "archived"}, "api-1").changes == {plan.DECISION: ""}
+    assert actions.restore({plan.DECISION: plan.ARCHIVE}, "api-1").changes == {plan.DECISION: ""}
+
+
+def test_restore_of_a_partly_archived_staging_deploys_it_again() -> None:
+    """A failed archive left some workloads scaled down: a restore scales them back (a
+    deploy does, lifecycle.ARCHIVE_PARTLY) instead of answering "not archived"."""
+    partly = {**RUNNING, lifecycle.ARCHIVE_PARTLY: "1"}
+    changes = actions.restore(partly, "comment-7").changes
+    assert changes == {plan.DECISION: "", plan.REDEPLOY_TOKEN: "comment-7"}
 
 
 def test_destroy_holds_for_the_head_and_ends_a_forced_staging() -> None:
