@@ -21,7 +21,16 @@ from bot import lifecycle, logs, report
 from bot.errors import ArchiveFailed, ArchiveRefused, ClusterError, PermanentError, TemporaryError
 from bot.events import Kind
 from bot.hosts.base import GitHost
-from bot.model import CheckState, DeployState, Phase, PullRequest, RepoRef, StagingKey, Target
+from bot.model import (
+    CheckReport,
+    CheckState,
+    DeployState,
+    Phase,
+    PullRequest,
+    RepoRef,
+    StagingKey,
+    Target,
+)
 from bot.services import Services
 from bot.store import StagingRecord, stored_links
 from bot.targets import build_target, environment_name
@@ -451,10 +460,17 @@ async def _end_head_check(work: Work) -> None:
         return
     if not (in_progress or outage.reported(record, head)):
         return
-    check = report.closed_before_deploy(head)
-    known = record.number("check_id") if check.state.can_follow(record.get("check_state")) else None
+    await _end_check(work, head, report.closed_before_deploy(head))
+
+
+async def _end_check(work: Work, sha: str, check: CheckReport) -> None:
+    """End the check run the record holds (on `sha`, not the head's report) with `check`:
+    edited where GitHub allows it, else a new run (`CheckState.can_follow`)."""
+    record = work.record
+    editable = check.state.can_follow(record.get("check_state"))
+    known = record.number("check_id") if editable else None
     written = await _tolerant(
-        work.host.report_check(work.pr.repo, head, check, known), record.key, "check"
+        work.host.report_check(work.pr.repo, sha, check, known), record.key, "check"
     )
     fields: dict[str, str | int] = {"check_state": check.state.value}
     if written is not None:
@@ -582,9 +598,7 @@ async def _supersede(work: Work) -> None:
     if not old or old == pr.head_sha or record.get("check_state") != "in_progress":
         return
     check = report.superseded(old, pr.head_sha)
-    await _tolerant(
-        host.report_check(pr.repo, old, check, record.number("check_id")), record.key, "check"
-    )
+    await _end_check(work, old, check)
     deployment_id = record.number("deployment_id")
     # GitHub has a deployment per commit, to close; GitLab one environment per merge
     # request, which the new commit's report keeps using.
@@ -595,7 +609,6 @@ async def _supersede(work: Work) -> None:
             pr.repo, environment, old, DeployState.INACTIVE, "", check.title, deployment_id
         )
         await _tolerant(inactive, record.key, "deployment")
-    await work.svc.store.update(record.key, {"check_state": check.state.value})
 
 
 async def _tolerant(write: Awaitable[T], key: StagingKey, what: str) -> T | None:

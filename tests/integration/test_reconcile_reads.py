@@ -73,7 +73,7 @@ async def test_a_push_creates_its_check_and_deployment_once_when_an_answer_is_lo
 ) -> None:
     """The job lists the commits it began writing on before it writes: a retry after an
     answer lost on the way (created on the host, id never stored) looks up, not creates."""
-    lossy = LosesFirstAnswer(**vars(host_of(svc)))
+    lossy = Watched(**vars(host_of(svc)))
     svc.hosts = {"github": lossy}
     await deliver(svc, "opened")
     await run(svc), await run(svc)
@@ -94,7 +94,7 @@ async def test_the_first_check_and_deployment_of_an_opened_request_are_not_looke
 ) -> None:
     """A record its request's opening created proves the bot wrote nothing on it yet; a
     record created by any other event (say, a push after Redis lost the record) does not."""
-    looks = LooksUp(**vars(host_of(svc)))
+    looks = Watched(**vars(host_of(svc)))
     svc.hosts = {"github": looks}
     await deliver(svc, "opened")
     await run(svc), await run(svc)
@@ -111,7 +111,7 @@ async def test_the_first_check_and_deployment_of_an_opened_request_are_not_looke
 
 
 async def test_an_opening_that_arrives_after_a_push_proves_nothing(svc: Services) -> None:
-    looks = LooksUp(**vars(host_of(svc)))
+    looks = Watched(**vars(host_of(svc)))
     svc.hosts = {"github": looks}
     await deliver(svc, "synchronize", SHA1)  # GitHub's order is not guaranteed
     await deliver(svc, "opened")
@@ -120,48 +120,12 @@ async def test_an_opening_that_arrives_after_a_push_proves_nothing(svc: Services
 
 
 @dataclass
-class LooksUp(RecordingHost):
-    """Notes each write that would look for an earlier check run / deployment first."""
+class Watched(RecordingHost):
+    """Notes each check-run / deployment write that would look for an earlier one first
+    (`looked`); writes, then fails as if the answer never came back, once per method in
+    `lose`."""
 
     looked: list[str] = field(default_factory=list)
-
-    async def report_check(
-        self,
-        repo: RepoRef,
-        sha: str,
-        check: CheckReport,
-        known_id: int | None,
-        gate: str = "",
-        *,
-        unseen: bool = False,
-    ) -> int | None:
-        if known_id is None and not unseen:
-            self.looked.append("report_check")
-        return await super().report_check(repo, sha, check, known_id, gate, unseen=unseen)
-
-    async def report_deployment(
-        self,
-        repo: RepoRef,
-        environment: str,
-        sha: str,
-        state: DeployState,
-        url: str,
-        description: str,
-        known_id: int | None,
-        *,
-        unseen: bool = False,
-    ) -> int:
-        if known_id is None and not unseen:
-            self.looked.append("report_deployment")
-        return await super().report_deployment(
-            repo, environment, sha, state, url, description, known_id, unseen=unseen
-        )
-
-
-@dataclass
-class LosesFirstAnswer(RecordingHost):
-    """Writes, then fails as if the answer never came back, once per method in `lose`."""
-
     lose: set[str] = field(default_factory=set)
     lost: list[str] = field(default_factory=list)
 
@@ -175,6 +139,7 @@ class LosesFirstAnswer(RecordingHost):
         *,
         unseen: bool = False,
     ) -> int | None:
+        self._note("report_check", known_id, unseen)
         check_id = await super().report_check(repo, sha, check, known_id, gate, unseen=unseen)
         self._maybe_lose("report_check")
         return check_id
@@ -191,11 +156,16 @@ class LosesFirstAnswer(RecordingHost):
         *,
         unseen: bool = False,
     ) -> int:
+        self._note("report_deployment", known_id, unseen)
         deployment_id = await super().report_deployment(
             repo, environment, sha, state, url, description, known_id, unseen=unseen
         )
         self._maybe_lose("report_deployment")
         return deployment_id
+
+    def _note(self, method: str, known_id: int | None, unseen: bool) -> None:
+        if known_id is None and not unseen:
+            self.looked.append(method)
 
     def _maybe_lose(self, method: str) -> None:
         if method in self.lose:
